@@ -1,0 +1,265 @@
+"""CGI/1.1 (RFC 3875) rules as data: where a script is, its environment, its reply.
+
+No process is started here; `server.CGIHTTPRequestHandler.run_cgi` does that.
+
+Invariants:
+- `cgi_environment` never takes a gateway variable from a request header: request
+  headers only ever become ``HTTP_*`` names, ``Proxy`` never becomes ``HTTP_PROXY``
+  (the "httpoxy" hole), and names that are not plain tokens are dropped.
+- `split_script_path` only yields script names made of the CGI directory and plain
+  path components after a lexical ``..`` collapse, so a script outside the CGI
+  directory is never named.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import posixpath
+import pwd
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.message import Message
+from http import HTTPStatus
+
+
+def collapse_url_path(path: str) -> str:
+    """The URL path with the query dropped and ``.``/``..`` collapsed, kept inside ``/``.
+
+    The query string is put back after the collapsed path, so a script still
+    receives it. ``..`` above the top is dropped, never followed.
+    """
+    path, _, query = path.partition("?")
+    path = urllib.parse.unquote(path)
+    parts: list[str] = []
+    pieces = path.split("/")
+    for piece in pieces[:-1]:
+        if piece == "..":
+            if parts:
+                parts.pop()
+        elif piece and piece != ".":
+            parts.append(piece)
+    tail = pieces[-1] if pieces else ""
+    if tail == "..":
+        if parts:
+            parts.pop()
+        tail = ""
+    elif tail == ".":
+        tail = ""
+    collapsed = "/" + "/".join([*parts, tail])
+    return collapsed + ("?" + query if query else "")
+
+
+def find_cgi_directory(collapsed: str, cgi_directories: list[str]) -> tuple[str, str] | None:
+    """Split a collapsed path into (CGI directory, rest) when it lies in one."""
+    sep = collapsed.find("/", 1)
+    while sep > 0:
+        if collapsed[:sep] in cgi_directories:
+            return collapsed[:sep], collapsed[sep + 1 :]
+        sep = collapsed.find("/", sep + 1)
+    return None
+
+
+@dataclass(frozen=True)
+class ScriptLocation:
+    """Where a request leads inside a CGI directory."""
+
+    script_name: str  # URL path of the script, e.g. /cgi-bin/app.py
+    path_info: str  # what follows the script name, percent-decoded
+    query: str
+
+
+def split_script_path(directory: str, rest: str, is_dir: Callable[[str], bool]) -> ScriptLocation:
+    """Find the script in ``directory/rest``: descend while components are directories.
+
+    ``is_dir`` answers for a URL path whether it maps to a directory.
+    """
+    rest, _, query = rest.partition("?")
+    while True:
+        head, slash, tail = rest.partition("/")
+        if slash and head and is_dir(f"{directory}/{head}"):
+            directory, rest = f"{directory}/{head}", tail
+        else:
+            break
+    script, slash, after = rest.partition("/")
+    path_info = urllib.parse.unquote(slash + after)
+    return ScriptLocation(f"{directory}/{script}", path_info, query)
+
+
+# Request headers that are given to the script under their own meta-variable names.
+_NOT_HTTP_VARS = frozenset({"content-type", "content-length", "authorization", "proxy"})
+# Header names with "_" are dropped: "X_User" and "X-User" would both be HTTP_X_USER.
+_TOKEN = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+\Z")
+
+
+@dataclass
+class RequestFacts:
+    """What the gateway knows about a request, as plain data."""
+
+    method: str
+    protocol: str
+    script_name: str
+    path_info: str
+    path_translated: str
+    query: str
+    remote_addr: str
+    server_name: str
+    server_port: int
+    server_software: str
+    headers: Message
+    https: bool = False
+    content_length: int | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def cgi_environment(facts: RequestFacts, base: Mapping[str, str]) -> dict[str, str]:
+    """The script's environment: ``base``, the request headers as HTTP_*, then RFC 3875."""
+    # The server's own HTTP_* variables would pass for request headers; only its
+    # proxy setting is configuration the script may need.
+    env = {k: v for k, v in base.items() if not k.startswith("HTTP_") or k == "HTTP_PROXY"}
+    joined: dict[str, list[str]] = {}
+    for name, value in facts.headers.items():
+        if name.lower() in _NOT_HTTP_VARS or not _TOKEN.match(name):
+            continue
+        joined.setdefault("HTTP_" + name.upper().replace("-", "_"), []).append(value)
+    for key, values in joined.items():
+        env[key] = ("; " if key == "HTTP_COOKIE" else ", ").join(values)
+    env.update(
+        GATEWAY_INTERFACE="CGI/1.1",
+        SERVER_SOFTWARE=facts.server_software,
+        SERVER_NAME=facts.server_name,
+        SERVER_PORT=str(facts.server_port),
+        SERVER_PROTOCOL=facts.protocol,
+        REQUEST_METHOD=facts.method,
+        SCRIPT_NAME=facts.script_name,
+        PATH_INFO=facts.path_info,
+        PATH_TRANSLATED=facts.path_translated,
+        QUERY_STRING=facts.query,
+        REMOTE_ADDR=facts.remote_addr,
+        REMOTE_HOST="",
+        CONTENT_TYPE=facts.headers.get("content-type") or "",
+        CONTENT_LENGTH="" if facts.content_length is None else str(facts.content_length),
+    )
+    for name in ("AUTH_TYPE", "REMOTE_USER", "HTTPS"):
+        env.pop(name, None)
+    auth_type, user = basic_auth_user(facts.headers.get("authorization"))
+    if auth_type:
+        env["AUTH_TYPE"] = auth_type
+    if user is not None:
+        env["REMOTE_USER"] = user
+    if facts.https:
+        env["HTTPS"] = "on"
+    env.update(facts.extra)
+    return env
+
+
+def basic_auth_user(authorization: str | None) -> tuple[str, str | None]:
+    """(AUTH_TYPE, REMOTE_USER) from an Authorization header; the user only for Basic."""
+    if not authorization:
+        return "", None
+    words = authorization.split()
+    if len(words) != 2:
+        return "", None
+    scheme, credentials = words
+    if scheme.lower() != "basic":
+        return scheme, None
+    try:
+        decoded = base64.b64decode(credentials.encode("ascii"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        return scheme, None
+    user, sep, _ = decoded.partition(":")
+    return scheme, user if sep else None
+
+
+class ScriptReplyError(Exception):
+    """A script's reply the gateway cannot turn into a response (502)."""
+
+
+@dataclass
+class ScriptReply:
+    """The parsed header block of a script's output (RFC 3875 section 6)."""
+
+    status: int
+    reason: str | None
+    headers: list[tuple[str, str]]
+    location: str | None = None
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+
+
+def parse_script_headers(block: bytes) -> ScriptReply:
+    """Parse a script's header block (without the blank line) into a reply.
+
+    ``Status:`` sets the status; ``Location:`` alone means a redirect (302 unless
+    Status says otherwise); otherwise ``Content-Type`` is required.
+    Raises ScriptReplyError for anything else.
+    """
+    headers: list[tuple[str, str]] = []
+    status: int | None = None
+    reason: str | None = None
+    location: str | None = None
+    text = block.decode("iso-8859-1")
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not _HEADER_NAME.match(name) or "\r" in value or "\x00" in value:
+            raise ScriptReplyError(f"malformed header line from script: {line[:200]!r}")
+        value = value.strip(" \t")
+        lower = name.lower()
+        if lower == "status":
+            code, _, phrase = value.partition(" ")
+            if not (code.isdigit() and len(code) == 3 and 100 <= int(code) <= 599):
+                raise ScriptReplyError(f"bad Status from script: {value[:200]!r}")
+            status, reason = int(code), phrase.strip() or None
+        elif lower == "location":
+            location = value
+            headers.append((name, value))
+        else:
+            headers.append((name, value))
+    has_type = any(k.lower() == "content-type" for k, _ in headers)
+    if location is not None and status is None:
+        status = HTTPStatus.FOUND
+    if status is None:
+        if not has_type:
+            raise ScriptReplyError("script output has no Content-Type, Location or Status")
+        status = HTTPStatus.OK
+    return ScriptReply(status, reason, headers, location)
+
+
+def is_python_script(path: str) -> bool:
+    """Whether a script is Python by its suffix (the documented ``is_python`` rule)."""
+    return posixpath.splitext(path)[1].lower() in (".py", ".pyw")
+
+
+def is_executable(path: str) -> bool:
+    """Whether ``path`` has any execute bit set (the documented ``is_executable`` rule)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o111)
+
+
+_nobody: int | None = None
+
+
+def nobody_uid() -> int:
+    """The uid of the user ``nobody``, or 1 + the largest uid when there is none."""
+    global _nobody
+    if _nobody is None:
+        try:
+            _nobody = pwd.getpwnam("nobody")[2]
+        except KeyError:
+            _nobody = 1 + max(entry[2] for entry in pwd.getpwall())
+    return _nobody

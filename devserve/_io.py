@@ -1,0 +1,179 @@
+"""The response stream: one write for headers and a small body, sendfile for large ones.
+
+`SocketWriter` is the handler's ``wfile``: every ``write`` goes to the socket at
+once (handlers that stream keep working), except that header bytes *held* by
+`hold` wait for the next write or flush and leave in the same packet. That avoids
+the Nagle/delayed-ACK stall of a header write followed by a body write without
+delaying anything a handler writes itself.
+
+Bodies of regular files go out with ``socket.sendfile`` (zero-copy where the
+kernel and socket allow, plain sends under TLS), so memory stays flat whatever
+the file size.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import stat
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+# Files up to this size are read and sent with the headers in one write; larger
+# ones go through sendfile after the headers.
+SMALL_BODY = 64 * 1024
+CHUNK = 64 * 1024
+
+
+class SocketWriter(io.BufferedIOBase):
+    """A write-through binary stream over a socket that can hold header bytes back."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._held: list[bytes] = []
+        self.bytes_written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def hold(self, data: bytes) -> None:
+        """Keep ``data`` until the next write or flush, to leave together with it."""
+        self._held.append(data)
+
+    def write(self, data: Buffer) -> int:
+        view = memoryview(data)
+        size = view.nbytes
+        if self._held:
+            held = b"".join(self._held)
+            self._held.clear()
+            if size <= SMALL_BODY:
+                self._send(held + view.tobytes())
+                return size
+            self._send(held)
+        self._send(view)
+        return size
+
+    def flush(self) -> None:
+        if self._held:
+            held = b"".join(self._held)
+            self._held.clear()
+            self._send(held)
+
+    def _send(self, data: Buffer) -> None:
+        self._sock.sendall(data)
+        self.bytes_written += memoryview(data).nbytes
+
+    def send_file(self, file: BinaryIO, offset: int, count: int) -> None:
+        """Send ``count`` bytes of ``file`` from ``offset``; small ones with the held headers."""
+        if count <= SMALL_BODY:
+            file.seek(offset)
+            self.write(file.read(count))
+            return
+        self.flush()
+        self.bytes_written += self._sock.sendfile(file, offset, count)
+
+    def send_body(self, source: object) -> None:
+        """Send a body as efficiently as its kind allows (the default ``copyfile``)."""
+        if isinstance(source, FileSlice):
+            self.send_file(source.file, source.offset, source.length)
+        elif isinstance(source, MultipartBody):
+            for part in source.parts:
+                if isinstance(part, FileSlice):
+                    self.send_file(part.file, part.offset, part.length)
+                else:
+                    self.write(part)
+        elif isinstance(source, io.BufferedReader) and _is_regular(source):
+            position = source.tell()
+            size = os.fstat(source.fileno()).st_size
+            self.send_file(cast(BinaryIO, source), position, max(0, size - position))
+        else:
+            shutil.copyfileobj(cast(BinaryIO, source), self, CHUNK)
+
+
+def _is_regular(file: io.BufferedReader) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+class FileSlice(io.RawIOBase):
+    """A readable view of ``length`` bytes of an open file from ``offset`` (a range body).
+
+    It reads like a file, so a subclass's ``copyfile`` works on it unchanged; the
+    default ``copyfile`` sends it with sendfile instead.
+    """
+
+    def __init__(self, file: BinaryIO, offset: int, length: int) -> None:
+        super().__init__()
+        self.file = file
+        self.offset = offset
+        self.length = length
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Buffer) -> int:
+        view = memoryview(buffer)
+        remaining = self.length - self._position
+        if remaining <= 0:
+            return 0
+        self.file.seek(self.offset + self._position)
+        data = self.file.read(min(view.nbytes, remaining))
+        view[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.file.close()
+        super().close()
+
+
+class MultipartBody(io.RawIOBase):
+    """A multipart/byteranges body: delimiter and header bytes between file slices."""
+
+    def __init__(self, parts: Sequence[bytes | FileSlice], file: BinaryIO) -> None:
+        super().__init__()
+        self.parts = list(parts)
+        self._file = file
+        self._index = 0
+        self._pending = b""
+
+    @property
+    def length(self) -> int:
+        return sum(p.length if isinstance(p, FileSlice) else len(p) for p in self.parts)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Buffer) -> int:
+        view = memoryview(buffer)
+        while not self._pending and self._index < len(self.parts):
+            part = self.parts[self._index]
+            if isinstance(part, FileSlice):
+                self._pending = part.read(min(view.nbytes, CHUNK)) or b""
+                if not self._pending:
+                    self._index += 1
+            else:
+                self._pending = part
+                self._index += 1
+        count = min(view.nbytes, len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()

@@ -1,0 +1,70 @@
+"""URL path → filesystem path, and the symlink policy.
+
+Invariants:
+- `url_to_fs_path` returns ``root`` joined with plain names only: no component is
+  empty, ``.``, ``..`` or contains a separator, so the lexical result is inside root.
+- `symlink_allowed` is what keeps a link from leading out of the root: with the
+  default policy, a path whose resolution goes through a link is served only when
+  the resolved target is inside the resolved root.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import urllib.parse
+from typing import Literal
+
+SymlinkPolicy = Literal["inside", "always", "never"]
+SYMLINK_POLICIES: tuple[SymlinkPolicy, ...] = ("inside", "always", "never")
+
+
+def url_to_fs_path(url_path: str, root: str) -> str:
+    """The filesystem path a request path names below ``root`` (the documented mapping).
+
+    The query and fragment are dropped, percent-escapes decoded, ``.``/``..``
+    resolved lexically, and any component that is not a plain name skipped.
+    A trailing slash is kept, so ``/file.txt/`` can be told from ``/file.txt``.
+    """
+    path = url_path.split("?", 1)[0].split("#", 1)[0]
+    trailing_slash = path.rstrip().endswith("/")
+    try:
+        path = urllib.parse.unquote(path, errors="surrogatepass")
+    except UnicodeDecodeError:
+        path = urllib.parse.unquote(path)
+    result = root
+    for word in posixpath.normpath(path).split("/"):
+        if not word or os.path.dirname(word) or word in (os.curdir, os.pardir):
+            continue
+        result = os.path.join(result, word)
+    if trailing_slash:
+        result += "/"
+    return result
+
+
+def is_within(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or below it (both already absolute and normalised)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def symlink_allowed(fs_path: str, root: str, policy: SymlinkPolicy) -> bool:
+    """Whether serving ``fs_path`` respects the symlink policy for ``root``.
+
+    - ``"always"``: every link is followed (the stdlib's behaviour).
+    - ``"inside"``: a link is followed only if where it leads stays inside root.
+    - ``"never"``: no path that goes through a link below root is served.
+    A path with no link in it is always allowed, wherever it is: a subclass whose
+    ``translate_path`` maps to another tree keeps working.
+    """
+    if policy == "always":
+        return True
+    lexical = os.path.abspath(fs_path)
+    resolved = os.path.realpath(lexical)
+    if resolved == lexical:
+        return True
+    real_root = os.path.realpath(root)
+    if policy == "never":
+        # The root itself may sit behind a link (say /tmp -> /private/tmp); only
+        # links below it count.
+        return os.path.join(real_root, os.path.relpath(lexical, os.path.abspath(root))) == resolved
+    return is_within(resolved, real_root)

@@ -1,0 +1,290 @@
+"""Pure HTTP/1.x protocol rules: request lines, header lines, dates, ranges, validators.
+
+Nothing here touches a socket, a file or the terminal; every function is a decision
+over strings and bytes, so each is tested with tables. Errors carry the HTTP status
+they imply (`ProtocolError.status`).
+
+Invariants:
+- `check_header_field` never lets CR, LF or NUL into a response header.
+- `parse_ranges` only returns ranges inside ``0 .. size-1``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import re
+import time
+from dataclasses import dataclass
+from email.message import Message
+from http import HTTPStatus
+from typing import NamedTuple
+
+# The largest request line and header line the server reads, as in the stdlib.
+MAX_LINE = 65536
+# The most header lines a request may carry, as in the stdlib (http.client).
+MAX_HEADERS = 100
+
+
+class ProtocolError(Exception):
+    """A request the server must refuse; ``status`` is the response it implies."""
+
+    def __init__(self, status: int, message: str, explain: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.explain = explain
+
+
+class RequestLine(NamedTuple):
+    """A parsed request line (``version`` is "HTTP/0.9" for a two-word line)."""
+
+    command: str
+    path: str
+    version: str
+    version_number: tuple[int, int]
+
+
+def parse_request_line(requestline: str) -> RequestLine | None:
+    """Split a request line (CRLF already stripped) into its parts.
+
+    Returns None for a blank line (the connection closes without a response).
+    Raises ProtocolError(400) for bad syntax or version, (505) for HTTP/2 and above.
+    The checks and their order match the documented handler, so the same bad input
+    gets the same status and message.
+    """
+    words = requestline.split()
+    if not words:
+        return None
+    version = "HTTP/0.9"
+    number = (0, 9)
+    if len(words) >= 3:
+        version = words[-1]
+        number = _parse_version(version)
+        if number >= (2, 0):
+            raise ProtocolError(
+                HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
+                f"Invalid HTTP version ({version.split('/', 1)[1]})",
+            )
+    if not 2 <= len(words) <= 3:
+        raise ProtocolError(HTTPStatus.BAD_REQUEST, f"Bad request syntax ({requestline!r})")
+    command, path = words[0], words[1]
+    if len(words) == 2 and command != "GET":
+        raise ProtocolError(HTTPStatus.BAD_REQUEST, f"Bad HTTP/0.9 request type ({command!r})")
+    if path.startswith("//"):
+        # "//evil.example/" must never turn into a scheme-relative Location later.
+        path = "/" + path.lstrip("/")
+    return RequestLine(command, path, version, number)
+
+
+def _parse_version(version: str) -> tuple[int, int]:
+    bad = ProtocolError(HTTPStatus.BAD_REQUEST, f"Bad request version ({version!r})")
+    if not version.startswith("HTTP/"):
+        raise bad
+    parts = version[5:].split(".")
+    if len(parts) != 2 or not all(p.isdigit() and p.isascii() and len(p) <= 10 for p in parts):
+        raise bad
+    return int(parts[0]), int(parts[1])
+
+
+# A header line the fast path can take as is: a token-ish name (the characters the
+# email parser accepts), a colon, and a value with no stray CR. Anything else goes
+# to the email parser so odd input is read exactly as http.client would read it.
+_SIMPLE_HEADER = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n?\Z")
+
+
+def split_header_lines(lines: list[bytes]) -> list[tuple[str, str]] | None:
+    """Names and values of simple header lines, or None when any line needs the full parser.
+
+    Values keep trailing blanks, as http.client's parser keeps them.
+    """
+    fields = []
+    for raw in lines:
+        line = raw.decode("iso-8859-1")
+        match = _SIMPLE_HEADER.match(line)
+        if match is None or line.startswith("From "):
+            return None
+        fields.append((match[1], match[2]))
+    return fields
+
+
+def build_message(message_class: type[Message], fields: list[tuple[str, str]]) -> Message:
+    """A MessageClass instance holding the fields, as the email parser would build it."""
+    message = message_class()
+    for name, value in fields:
+        message.set_raw(name, value)
+    message.set_payload("")
+    return message
+
+
+_FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
+
+
+def check_header_field(keyword: str, value: str) -> None:
+    """Refuse a response header that could split the response (CR, LF or NUL)."""
+    if _FORBIDDEN_IN_HEADER.search(keyword) or _FORBIDDEN_IN_HEADER.search(value):
+        raise ValueError(f"invalid character in response header {keyword!r}: {value!r}")
+    if not keyword or ":" in keyword:
+        raise ValueError(f"invalid response header name {keyword!r}")
+
+
+# --------------------------------------------------------------------------- dates
+
+_DATE_CACHE: tuple[int, str] = (0, "")
+
+
+def http_date(timestamp: float | None = None) -> str:
+    """An IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``); the current second is cached."""
+    global _DATE_CACHE
+    if timestamp is not None:
+        return email.utils.formatdate(timestamp, usegmt=True)
+    now = int(time.time())
+    cached_second, text = _DATE_CACHE
+    if cached_second != now:
+        text = email.utils.formatdate(now, usegmt=True)
+        _DATE_CACHE = (now, text)
+    return text
+
+
+def parse_http_date(value: str) -> float | None:
+    """Seconds since the epoch for an HTTP date, or None when it is not one.
+
+    A date with no zone is taken as UTC; one in another zone than GMT/UTC is not an
+    HTTP date and is ignored, as the documented handler ignores it.
+    """
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, IndexError, OverflowError, ValueError):
+        return None
+    offset = parsed.utcoffset()
+    if offset is not None and offset.total_seconds() != 0:
+        return None
+    if offset is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def make_etag(mtime_ns: int, size: int, inode: int) -> str:
+    """A strong validator that changes whenever the file is replaced or rewritten."""
+    return f'"{mtime_ns:x}-{size:x}-{inode:x}"'
+
+
+def etag_matches(header: str, etag: str, *, weak: bool) -> bool:
+    """Whether an If-None-Match / If-Match list names ``etag`` (``*`` matches any).
+
+    ``weak`` selects the weak comparison (If-None-Match) over the strong one (If-Match).
+    """
+    if header.strip() == "*":
+        return True
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if weak and tag.startswith("W/"):
+            tag = tag[2:]
+        elif tag.startswith("W/"):
+            continue
+        if tag == etag:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- ranges
+
+# More ranges than this in one request is treated as an attack on the server's
+# bookkeeping rather than a real client; the whole file is sent instead.
+MAX_RANGES = 64
+
+_RANGE_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*\Z")
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range, already clipped to the file."""
+
+    first: int
+    last: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.first}-{self.last}/{size}"
+
+
+class Unsatisfiable(Exception):
+    """A syntactically valid Range header none of whose ranges overlaps the file (416)."""
+
+
+def parse_ranges(header: str, size: int) -> list[ByteRange] | None:
+    """The byte ranges a Range header asks for, merged and in order.
+
+    Returns None when the header should be ignored (not bytes, malformed, too many
+    ranges): the full representation is then sent with 200, as RFC 9110 allows.
+    Raises Unsatisfiable when it is valid but no range overlaps the file.
+    """
+    unit, sep, spec = header.partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None
+    specs = spec.split(",")
+    if len(specs) > MAX_RANGES:
+        return None
+    wanted: list[ByteRange] = []
+    for item in specs:
+        if not item.strip():
+            continue
+        match = _RANGE_SPEC.match(item)
+        if match is None:
+            return None
+        first_text, last_text = match.groups()
+        if first_text:
+            first = int(first_text)
+            last = int(last_text) if last_text else size - 1
+            if last < first:
+                return None
+            if first >= size:
+                continue
+            wanted.append(ByteRange(first, min(last, size - 1)))
+        elif last_text:
+            suffix = int(last_text)
+            if suffix == 0 or size == 0:
+                continue
+            wanted.append(ByteRange(max(0, size - suffix), size - 1))
+        else:
+            return None
+    if not wanted:
+        if any(item.strip() for item in specs):
+            raise Unsatisfiable(header)
+        return None
+    return _merge(wanted)
+
+
+def _merge(ranges: list[ByteRange]) -> list[ByteRange]:
+    """Coalesce overlapping or adjacent ranges (RFC 9110 14.2 lets a server do so)."""
+    ordered = sorted(ranges, key=lambda r: r.first)
+    merged = [ordered[0]]
+    for item in ordered[1:]:
+        last = merged[-1]
+        if item.first <= last.last + 1:
+            merged[-1] = ByteRange(last.first, max(last.last, item.last))
+        else:
+            merged.append(item)
+    return merged
+
+
+# --------------------------------------------------------------------------- logging
+
+# Control characters (C0, DEL, C1) shown as \xNN, and the backslash doubled, so a log
+# line can never carry a terminal escape and an escape can be told from a literal.
+CONTROL_CHAR_TABLE: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+CONTROL_CHAR_TABLE[ord("\\")] = "\\\\"
+
+
+def scrub_control_chars(text: str) -> str:
+    """``text`` with every control character escaped, as the documented log does."""
+    return text.translate(CONTROL_CHAR_TABLE)
