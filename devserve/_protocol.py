@@ -244,11 +244,11 @@ def parse_ranges(header: str, size: int) -> list[ByteRange] | None:
         first_text, last_text = match.groups()
         if first_text:
             first = int(first_text)
-            last = int(last_text) if last_text else size - 1
-            if last < first:
+            if last_text and int(last_text) < first:
                 return None
             if first >= size:
                 continue
+            last = int(last_text) if last_text else size - 1
             wanted.append(ByteRange(first, min(last, size - 1)))
         elif last_text:
             suffix = int(last_text)

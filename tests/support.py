@@ -1,0 +1,68 @@
+"""Shared test plumbing: run a server on 127.0.0.1 port 0 in a thread, talk to it raw."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def running_server(
+    server_class: Callable[..., socketserver.TCPServer],
+    handler_class: Callable[..., Any],
+    directory: str | None = None,
+    **server_kwargs: Any,
+) -> Iterator[socketserver.TCPServer]:
+    """Serve on 127.0.0.1 with a port the server itself picks; shut down on exit.
+
+    ``directory`` is passed to the handler the documented way (functools.partial).
+    """
+    handler: Callable[..., Any] = handler_class
+    if directory is not None:
+        handler = functools.partial(handler_class, directory=directory)
+    server = server_class(("127.0.0.1", 0), handler, **server_kwargs)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def port_of(server: socketserver.TCPServer) -> int:
+    """The port the server bound (read back, never chosen by the test)."""
+    return int(server.server_address[1])
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, half-close, and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_of(response: bytes) -> int:
+    """The status code of a raw HTTP response (0 when there is no status line)."""
+    line = response.split(b"\r\n", 1)[0].split()
+    if len(line) < 2 or not line[1].isdigit():
+        return 0
+    return int(line[1])

@@ -1,0 +1,317 @@
+"""Table-driven tests of the pure protocol, path, MIME and listing helpers."""
+
+from __future__ import annotations
+
+import email.parser
+import http.client
+import os
+from pathlib import Path
+
+import pytest
+
+from devserve._listing import Entry, render_listing
+from devserve._mime import guess_type
+from devserve._paths import symlink_allowed, url_to_fs_path
+from devserve._protocol import (
+    ByteRange,
+    ProtocolError,
+    Unsatisfiable,
+    build_message,
+    check_header_field,
+    etag_matches,
+    http_date,
+    parse_http_date,
+    parse_ranges,
+    parse_request_line,
+    scrub_control_chars,
+    split_header_lines,
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("GET / HTTP/1.1", ("GET", "/", "HTTP/1.1", (1, 1))),
+        ("GET /a?b=c HTTP/1.0", ("GET", "/a?b=c", "HTTP/1.0", (1, 0))),
+        ("GET /", ("GET", "/", "HTTP/0.9", (0, 9))),
+        ("PUT  /x   HTTP/1.1", ("PUT", "/x", "HTTP/1.1", (1, 1))),
+        ("GET //evil.example/x HTTP/1.1", ("GET", "/evil.example/x", "HTTP/1.1", (1, 1))),
+        ("SPAM /x HTTP/1.1", ("SPAM", "/x", "HTTP/1.1", (1, 1))),
+    ],
+)
+def test_request_line_parses(line: str, expected: tuple[str, str, str, tuple[int, int]]) -> None:
+    assert tuple(parse_request_line(line) or ()) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "status", "message"),
+    [
+        ("GET / HTTP/1.x", 400, "Bad request version ('HTTP/1.x')"),
+        ("GET / HTTP/1", 400, "Bad request version ('HTTP/1')"),
+        ("GET / HTTP/1.1.1", 400, "Bad request version ('HTTP/1.1.1')"),
+        ("GET / FTP/1.1", 400, "Bad request version ('FTP/1.1')"),
+        ("GET / HTTP/01234567890.1", 400, "Bad request version ('HTTP/01234567890.1')"),
+        ("GET / HTTP/\u00b2.1", 400, "Bad request version ('HTTP/\u00b2.1')"),
+        ("GET / HTTP/2.0", 505, "Invalid HTTP version (2.0)"),
+        ("GET / HTTP/3.1", 505, "Invalid HTTP version (3.1)"),
+        ("GET / x HTTP/1.1", 400, "Bad request syntax ('GET / x HTTP/1.1')"),
+        ("GET", 400, "Bad request syntax ('GET')"),
+        ("POST /", 400, "Bad HTTP/0.9 request type ('POST')"),
+    ],
+)
+def test_request_line_errors(line: str, status: int, message: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_request_line(line)
+    assert caught.value.status == status
+    assert caught.value.message == message
+
+
+def test_blank_request_line_means_no_request() -> None:
+    assert parse_request_line("") is None
+    assert parse_request_line("   ") is None
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [b"Host: example\r\n", b"Accept: */*\r\n"],
+        [b"X-Trailing:  value with spaces  \r\n"],
+        [b"Empty:\r\n", b"Lf-Only: yes\n"],
+        [b"Dup: 1\r\n", b"dup: 2\r\n"],
+    ],
+)
+def test_fast_header_path_matches_http_client(lines: list[bytes]) -> None:
+    """The fast path builds the same message the documented parser builds."""
+    fields = split_header_lines(lines)
+    assert fields is not None
+    fast = build_message(http.client.HTTPMessage, fields)
+    text = b"".join([*lines, b"\r\n"]).decode("iso-8859-1")
+    slow = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+    assert fast.items() == slow.items()
+    assert fast.get_payload() == slow.get_payload()
+    assert isinstance(fast, http.client.HTTPMessage)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b" folded continuation\r\n",
+        b"No colon here\r\n",
+        b"Bad Name: x\r\n",
+        b"X: a\rb\r\n",
+        b"From someone\r\n",
+        b"N\xe4me: x\r\n",
+    ],
+)
+def test_odd_header_lines_go_to_the_full_parser(line: bytes) -> None:
+    assert split_header_lines([b"Host: x\r\n", line]) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("X-Evil", "a\r\nSet-Cookie: x=1"),
+        ("X-Evil", "a\nb"),
+        ("X-Evil", "a\rb"),
+        ("X-Evil", "a\x00b"),
+        ("X-Evil\r\nA", "b"),
+        ("", "b"),
+        ("A:B", "c"),
+    ],
+)
+def test_header_fields_that_could_split_a_response_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match="header"):
+        check_header_field(name, value)
+
+
+def test_ordinary_header_field_is_accepted() -> None:
+    check_header_field("Content-Type", "text/html; charset=utf-8")
+
+
+def test_http_date_format_and_round_trip() -> None:
+    assert http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
+    assert parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777
+    assert parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == 784111777
+    assert parse_http_date("Sun, 06 Nov 1994 08:49:37 -0000") == 784111777
+    assert parse_http_date("Sun, 06 Nov 1994 09:49:37 +0100") is None  # not GMT: ignored
+    assert parse_http_date("yesterday") is None
+    assert parse_http_date("") is None
+    now = http_date()
+    assert now.endswith(" GMT") and len(now) == 29
+
+
+@pytest.mark.parametrize(
+    ("header", "weak", "expected"),
+    [
+        ('"abc"', True, True),
+        ('"abc"', False, True),
+        ('W/"abc"', True, True),
+        ('W/"abc"', False, False),
+        ('"x", "abc"', True, True),
+        ('"x"', True, False),
+        ("*", False, True),
+        ("", True, False),
+    ],
+)
+def test_etag_comparison(header: str, weak: bool, expected: bool) -> None:
+    assert etag_matches(header, '"abc"', weak=weak) is expected
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        ("bytes=0-0", 10, [ByteRange(0, 0)]),
+        ("bytes=2-5", 10, [ByteRange(2, 5)]),
+        ("bytes=5-", 10, [ByteRange(5, 9)]),
+        ("bytes=-3", 10, [ByteRange(7, 9)]),
+        ("bytes=-30", 10, [ByteRange(0, 9)]),
+        ("bytes=8-100", 10, [ByteRange(8, 9)]),
+        ("bytes=0-1,4-5", 10, [ByteRange(0, 1), ByteRange(4, 5)]),
+        ("bytes=4-5,0-1", 10, [ByteRange(0, 1), ByteRange(4, 5)]),
+        ("bytes=0-3,2-6", 10, [ByteRange(0, 6)]),
+        ("bytes=0-1,2-3", 10, [ByteRange(0, 3)]),
+        ("bytes=0-1, 20-30", 10, [ByteRange(0, 1)]),
+        ("BYTES = 1-2", 10, [ByteRange(1, 2)]),
+        ("items=0-1", 10, None),
+        ("bytes=5-2", 10, None),
+        ("bytes=abc", 10, None),
+        ("bytes=-", 10, None),
+        ("bytes=", 10, None),
+        ("bytes 1-2", 10, None),
+        ("bytes=" + ",".join(f"{i}-{i}" for i in range(0, 200, 2)), 1000, None),
+    ],
+)
+def test_parse_ranges(header: str, size: int, expected: list[ByteRange] | None) -> None:
+    assert parse_ranges(header, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "size"), [("bytes=10-20", 10), ("bytes=-0", 10), ("bytes=0-", 0)]
+)
+def test_unsatisfiable_ranges(header: str, size: int) -> None:
+    with pytest.raises(Unsatisfiable):
+        parse_ranges(header, size)
+
+
+def test_content_range_text() -> None:
+    assert ByteRange(2, 5).content_range(10) == "bytes 2-5/10"
+    assert ByteRange(2, 5).length == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain", "plain"),
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("tab\there", "tab\\x09here"),
+        ("del\x7f", "del\\x7f"),
+        ("c1\x9b", "c1\\x9b"),
+        ("back\\slash", "back\\\\slash"),
+        ("caf\u00e9 \u2603", "caf\u00e9 \u2603"),
+    ],
+)
+def test_scrub_control_chars(text: str, expected: str) -> None:
+    assert scrub_control_chars(text) == expected
+
+
+# --------------------------------------------------------------------------- paths
+
+ROOT = "/srv/root"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/", "/srv/root/"),
+        ("/a/b.txt", "/srv/root/a/b.txt"),
+        ("/a/b.txt?x=1#frag", "/srv/root/a/b.txt"),
+        ("/dir/", "/srv/root/dir/"),
+        ("/../../etc/passwd", "/srv/root/etc/passwd"),
+        ("/a/../../b", "/srv/root/b"),
+        ("/%2e%2e/%2e%2e/etc/passwd", "/srv/root/etc/passwd"),
+        ("/..%2f..%2fetc/passwd", "/srv/root/etc/passwd"),
+        ("/a%20b.txt", "/srv/root/a b.txt"),
+        ("/caf%C3%A9", "/srv/root/caf\u00e9"),
+        ("//etc/passwd", "/srv/root/etc/passwd"),
+        ("/./a/./b", "/srv/root/a/b"),
+        ("/..\\..\\x", "/srv/root/..\\..\\x"),
+    ],
+)
+def test_url_to_fs_path(url: str, expected: str) -> None:
+    assert url_to_fs_path(url, ROOT) == expected
+
+
+def test_url_to_fs_path_never_leaves_root_lexically() -> None:
+    for url in ["/..", "/../..", "/%2e%2e", "/a/%2e%2e/%2e%2e", "/%2F..%2F..", "/.%2e/.%2e"]:
+        result = url_to_fs_path(url, ROOT)
+        assert os.path.normpath(result).startswith(ROOT), url
+
+
+def test_symlink_policy(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "f.txt").write_text("in")
+    (tmp_path / "outside.txt").write_text("out")
+    (root / "in_link").symlink_to(root / "real")
+    (root / "out_link").symlink_to(tmp_path / "outside.txt")
+    r = str(root)
+    inside, outside = str(root / "in_link" / "f.txt"), str(root / "out_link")
+    plain = str(root / "real" / "f.txt")
+    assert symlink_allowed(plain, r, "inside")
+    assert symlink_allowed(inside, r, "inside")
+    assert not symlink_allowed(outside, r, "inside")
+    assert symlink_allowed(outside, r, "always")
+    assert not symlink_allowed(inside, r, "never")
+    assert symlink_allowed(plain, r, "never")
+    # the root itself behind a link is fine under every policy
+    (tmp_path / "root_link").symlink_to(root)
+    via = str(tmp_path / "root_link")
+    assert symlink_allowed(os.path.join(via, "real", "f.txt"), via, "inside")
+    assert symlink_allowed(os.path.join(via, "real", "f.txt"), via, "never")
+    assert not symlink_allowed(os.path.join(via, "out_link"), via, "inside")
+
+
+# --------------------------------------------------------------------------- MIME
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("app.js", "text/javascript"),
+        ("mod.MJS", "text/javascript"),
+        ("x.wasm", "application/wasm"),
+        ("site.webmanifest", "application/manifest+json"),
+        ("logo.svg", "image/svg+xml"),
+        ("data.json", "application/json"),
+        ("style.css", "text/css"),
+        ("index.html", "text/html"),
+        ("font.woff2", "font/woff2"),
+        ("archive.tar.gz", "application/gzip"),
+        ("no_extension", "application/octet-stream"),
+        ("weird.zzzunknown", "application/octet-stream"),
+    ],
+)
+def test_guess_type(name: str, expected: str) -> None:
+    assert guess_type(name, {".gz": "application/gzip"}) == expected
+
+
+def test_guess_type_overrides_win_case_insensitively() -> None:
+    overrides = {".js": "application/x-custom", ".Bin": "x/exact"}
+    assert guess_type("a.JS", overrides) == "application/x-custom"
+    assert guess_type("a.Bin", overrides) == "x/exact"
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def test_listing_escapes_and_sorts() -> None:
+    entries = [
+        Entry("b<x>.txt", False, False),
+        Entry("A dir", True, False),
+        Entry("link", False, True),
+    ]
+    page = render_listing("/some%20path/?q=<b>", entries, "utf-8").decode()
+    assert "<title>Directory listing for /some path/?q=&lt;b&gt;</title>" in page
+    assert page.index("A dir/") < page.index("b&lt;x&gt;.txt") < page.index("link@")
+    assert '<a href="A%20dir/">A dir/</a>' in page
+    assert '<a href="b%3Cx%3E.txt">b&lt;x&gt;.txt</a>' in page
