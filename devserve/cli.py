@@ -18,6 +18,24 @@ app = typer.Typer(
 )
 
 
+COMPLETION_FILES = {"bash": "devserve.bash", "zsh": "_devserve", "fish": "devserve.fish"}
+
+
+def completion_script(shell: str) -> str:
+    """The completion script for ``shell`` (what completions/ ships, statically)."""
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(
+        prog_name="devserve", complete_var="_DEVSERVE_COMPLETE", shell=shell
+    )
+
+
+def write_completions(folder: Path = Path("completions")) -> None:
+    """Regenerate the static completion scripts in ``folder``."""
+    for shell, name in COMPLETION_FILES.items():
+        (folder / name).write_text(completion_script(shell))
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"devserve {__version__}")

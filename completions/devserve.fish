@@ -1,0 +1,1 @@
+complete --command devserve --no-files --arguments "(env _DEVSERVE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) devserve)" --condition "env _DEVSERVE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) devserve"
