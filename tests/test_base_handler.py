@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
 import sys
@@ -431,6 +432,7 @@ def test_client_disconnect_mid_response_is_quiet(capsys: pytest.CaptureFixture[s
 
     with running_server(ds.ThreadingHTTPServer, Big) as srv:
         before = threading.active_count()
+        fds_before = len(os.listdir("/proc/self/fd"))
         with socket.create_connection(("127.0.0.1", port_of(srv)), timeout=5) as sock:
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
             sock.recv(1000)
@@ -441,7 +443,21 @@ def test_client_disconnect_mid_response_is_quiet(capsys: pytest.CaptureFixture[s
         while threading.active_count() > before and time.monotonic() < deadline:
             time.sleep(0.01)
         assert threading.active_count() <= before
+        assert len(os.listdir("/proc/self/fd")) <= fds_before
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_preopened_idle_socket_does_not_block_others(server11: ds.ThreadingHTTPServer) -> None:
+    """Browsers open spare connections and send nothing; other requests go on."""
+    spare = [socket.create_connection(("127.0.0.1", port_of(server11))) for _ in range(4)]
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port_of(server11), timeout=5)
+        conn.request("GET", "/after-spares")
+        assert json.loads(conn.getresponse().read())["path"] == "/after-spares"
+        conn.close()
+    finally:
+        for sock in spare:
+            sock.close()
 
 
 def test_ipv6_and_dual_stack() -> None:
