@@ -6,9 +6,10 @@ Invariants:
 - `cgi_environment` never takes a gateway variable from a request header: request
   headers only ever become ``HTTP_*`` names, ``Proxy`` never becomes ``HTTP_PROXY``
   (the "httpoxy" hole), and names that are not plain tokens are dropped.
-- `split_script_path` only yields script names made of the CGI directory and plain
-  path components after a lexical ``..`` collapse, so a script outside the CGI
-  directory is never named.
+- `locate_script` decodes the request path exactly once and collapses ``..``
+  before looking for the CGI directory; its results go back to the filesystem
+  only through `url_for_decoded`, so nothing is decoded twice and a script
+  outside the CGI directory is never named.
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ from http import HTTPStatus
 
 
 def collapse_url_path(path: str) -> str:
-    """The URL path with the query dropped and ``.``/``..`` collapsed, kept inside ``/``.
+    """The URL path decoded once, ``.``/``..`` collapsed inside ``/``, then ``?query``.
 
-    The query string is put back after the collapsed path, so a script still
-    receives it. ``..`` above the top is dropped, never followed.
+    This is the documented handler's view used for ``cgi_info``; the query is cut
+    off *before* decoding, so an encoded ``%3F`` stays part of the path.
     """
-    path, _, query = path.partition("?")
-    path = urllib.parse.unquote(path)
+    raw_path, sep, query = path.partition("?")
+    return _collapse(urllib.parse.unquote(raw_path)) + sep + query
+
+
+def _collapse(decoded: str) -> str:
+    """Collapse ``.`` and ``..`` in an already decoded path; ``..`` never climbs above ``/``."""
     parts: list[str] = []
-    pieces = path.split("/")
+    pieces = decoded.split("/")
     for piece in pieces[:-1]:
         if piece == "..":
             if parts:
@@ -49,8 +54,7 @@ def collapse_url_path(path: str) -> str:
         tail = ""
     elif tail == ".":
         tail = ""
-    collapsed = "/" + "/".join([*parts, tail])
-    return collapsed + ("?" + query if query else "")
+    return "/" + "/".join([*parts, tail])
 
 
 def find_cgi_directory(collapsed: str, cgi_directories: list[str]) -> tuple[str, str] | None:
@@ -65,19 +69,31 @@ def find_cgi_directory(collapsed: str, cgi_directories: list[str]) -> tuple[str,
 
 @dataclass(frozen=True)
 class ScriptLocation:
-    """Where a request leads inside a CGI directory."""
+    """Where a request leads inside a CGI directory.
+
+    The two paths are decoded exactly once; map them to files with
+    `url_for_decoded`, never by decoding them again.
+    """
 
     script_name: str  # URL path of the script, e.g. /cgi-bin/app.py
-    path_info: str  # what follows the script name, percent-decoded
-    query: str
+    path_info: str  # what follows the script name
+    query: str  # as sent, still encoded (RFC 3875 4.1.7)
 
 
-def split_script_path(directory: str, rest: str, is_dir: Callable[[str], bool]) -> ScriptLocation:
-    """Find the script in ``directory/rest``: descend while components are directories.
+def locate_script(
+    request_path: str, directory: str, is_dir: Callable[[str], bool]
+) -> ScriptLocation | None:
+    """Find the script a request names below the CGI ``directory``.
 
-    ``is_dir`` answers for a URL path whether it maps to a directory.
+    Descends while the next component is a directory (``is_dir`` answers for a
+    decoded URL path). Returns None when the collapsed path is not below
+    ``directory`` (it always is for a path `find_cgi_directory` accepted).
     """
-    rest, _, query = rest.partition("?")
+    raw_path, _, query = request_path.partition("?")
+    collapsed = _collapse(urllib.parse.unquote(raw_path))
+    if not collapsed.startswith(directory + "/"):
+        return None
+    rest = collapsed[len(directory) + 1 :]
     while True:
         head, slash, tail = rest.partition("/")
         if slash and head and is_dir(f"{directory}/{head}"):
@@ -85,8 +101,16 @@ def split_script_path(directory: str, rest: str, is_dir: Callable[[str], bool]) 
         else:
             break
     script, slash, after = rest.partition("/")
-    path_info = urllib.parse.unquote(slash + after)
-    return ScriptLocation(f"{directory}/{script}", path_info, query)
+    return ScriptLocation(f"{directory}/{script}", slash + after, query)
+
+
+def url_for_decoded(decoded_path: str) -> str:
+    """Re-encode a decoded URL path so a documented ``translate_path`` decodes it back.
+
+    Without this a literal ``%2e%2e`` (sent as ``%252e%252e``) would be decoded a
+    second time into ``..``.
+    """
+    return urllib.parse.quote(decoded_path, safe="/")
 
 
 # Request headers that are given to the script under their own meta-variable names.

@@ -931,11 +931,16 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
 
     def run_cgi(self) -> None:
         """Run the CGI script and relay its reply (documented)."""
-        directory, rest = self.cgi_info
-        where = _cgi.split_script_path(
-            directory, rest, lambda url: os.path.isdir(self.translate_path(url))
-        )
-        scriptfile = self.translate_path(where.script_name)
+        directory, _ = self.cgi_info
+
+        def fs_path(decoded_url: str) -> str:
+            return self.translate_path(_cgi.url_for_decoded(decoded_url))
+
+        where = _cgi.locate_script(self.path, directory, lambda url: os.path.isdir(fs_path(url)))
+        if where is None:
+            self.send_error(HTTPStatus.NOT_FOUND, "No such CGI script")
+            return
+        scriptfile = fs_path(where.script_name)
         if not self._may_serve(scriptfile) or not os.path.exists(scriptfile):
             self.send_error(HTTPStatus.NOT_FOUND, f"No such CGI script ({where.script_name!r})")
             return
@@ -945,7 +950,9 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             )
             return
         ispy = self.is_python(where.script_name)
-        if not ispy and not self.is_executable(scriptfile):
+        # The documented rule: where fork exists every script must be executable;
+        # elsewhere Python scripts run through the interpreter.
+        if (self.have_fork or not ispy) and not self.is_executable(scriptfile):
             self.send_error(
                 HTTPStatus.FORBIDDEN, f"CGI script is not executable ({where.script_name!r})"
             )
@@ -959,7 +966,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             protocol=self.protocol_version,
             script_name=where.script_name,
             path_info=where.path_info,
-            path_translated=self.translate_path(where.path_info),
+            path_translated=fs_path(where.path_info),
             query=where.query,
             remote_addr=str(self.client_address[0]),
             server_name=str(getattr(self.server, "server_name", "")),
@@ -971,7 +978,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         )
         env = _cgi.cgi_environment(facts, os.environ)
         args = [scriptfile]
-        if ispy and not self.is_executable(scriptfile):
+        if not self.have_fork and ispy:
             args = [sys.executable, "-u", scriptfile]
         decoded_query = where.query.replace("+", " ")
         if "=" not in decoded_query and decoded_query:
@@ -1013,9 +1020,8 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         assert process.stdin is not None
         assert process.stdout is not None
         assert process.stderr is not None
-        feeder = threading.Thread(
-            target=_feed_body, args=(self.rfile, process.stdin, length), daemon=True
-        )
+        body = _BodyFeeder(cast(IO[bytes], self.rfile), process.stdin, length)
+        feeder = threading.Thread(target=body.run, daemon=True)
         feeder.start()
         errors: list[bytes] = []
         reader = threading.Thread(target=_drain, args=(process.stderr, errors), daemon=True)
@@ -1031,7 +1037,14 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
                 status = process.wait()
                 self.log_error("CGI script timed out and was killed")
             reader.join(5)
-            feeder.join(5)
+            feeder.join(_BODY_GRACE)
+            if feeder.is_alive() or not body.complete:
+                # Unread body bytes would be taken for the next request (smuggling):
+                # this connection cannot be reused.
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RD)
+                feeder.join(5)
             for line in b"".join(errors).decode("utf-8", "replace").splitlines():
                 self.log_error("CGI script: %s", line)
             if status:
@@ -1081,21 +1094,47 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
 
-def _feed_body(source: IO[bytes], sink: IO[bytes], length: int) -> None:
-    """Stream ``length`` request-body bytes to the script, then close its stdin."""
-    try:
-        remaining = length
-        while remaining > 0:
-            data = source.read(min(remaining, 65536))
-            if not data:
-                break
-            remaining -= len(data)
-            sink.write(data)
-    except (OSError, ValueError):
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            sink.close()
+# Seconds to wait, once the script is done, for the rest of a request body it
+# did not read; after that the connection is closed instead of reused.
+_BODY_GRACE = 2.0
+
+
+class _BodyFeeder:
+    """Streams the request body to the script, then discards what it did not read.
+
+    Reading the whole body keeps the connection reusable even when the script
+    ignores its input; ``complete`` says whether every promised byte was read.
+    """
+
+    def __init__(self, source: IO[bytes], sink: IO[bytes], length: int) -> None:
+        self.source = source
+        self.sink: IO[bytes] | None = sink
+        self.remaining = length
+        self.complete = length == 0
+
+    def run(self) -> None:
+        try:
+            while self.remaining > 0:
+                data = self.source.read(min(self.remaining, 65536))
+                if not data:
+                    break
+                self.remaining -= len(data)
+                if self.sink is not None:
+                    try:
+                        self.sink.write(data)
+                    except OSError:  # the script closed its stdin: keep draining
+                        self._close_sink()
+            self.complete = self.remaining == 0
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._close_sink()
+
+    def _close_sink(self) -> None:
+        if self.sink is not None:
+            with contextlib.suppress(OSError):
+                self.sink.close()
+            self.sink = None
 
 
 def _drain(stream: IO[bytes], into: list[bytes]) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import email.parser
 import http.client
 import os
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
+from devserve._cgi import collapse_url_path, locate_script, url_for_decoded
 from devserve._listing import Entry, render_listing
 from devserve._mime import guess_type
 from devserve._paths import symlink_allowed, url_to_fs_path
@@ -315,3 +317,42 @@ def test_listing_escapes_and_sorts() -> None:
     assert page.index("A dir/") < page.index("b&lt;x&gt;.txt") < page.index("link@")
     assert '<a href="A%20dir/">A dir/</a>' in page
     assert '<a href="b%3Cx%3E.txt">b&lt;x&gt;.txt</a>' in page
+
+
+# --------------------------------------------------------------------------- CGI paths
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/cgi-bin/a.py", "/cgi-bin/a.py"),
+        ("/cgi-bin/../x?q=1", "/x?q=1"),
+        ("/a/./b/../c", "/a/c"),
+        ("/../../etc", "/etc"),
+        ("/cgi-bin/%2e%2e/x", "/x"),
+        ("/cgi-bin/%252e%252e/x", "/cgi-bin/%2e%2e/x"),
+        ("/cgi-bin/a.py%3Fx=1", "/cgi-bin/a.py?x=1"),
+        ("/cgi-bin/a.py?x=%2F", "/cgi-bin/a.py?x=%2F"),
+    ],
+)
+def test_collapse_url_path(path: str, expected: str) -> None:
+    assert collapse_url_path(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "script", "info", "query"),
+    [
+        ("/cgi-bin/a.py", "/cgi-bin/a.py", "", ""),
+        ("/cgi-bin/a.py/x/y?k=v", "/cgi-bin/a.py", "/x/y", "k=v"),
+        ("/cgi-bin/sub/a.py/p%2520q", "/cgi-bin/sub/a.py", "/p%20q", ""),
+        ("/cgi-bin/a.py%3Fx=1", "/cgi-bin/a.py?x=1", "", ""),
+        ("/cgi-bin/%252e%252e/x", "/cgi-bin/%2e%2e", "/x", ""),
+        ("/cgi-bin/a.py?q=a//b?c", "/cgi-bin/a.py", "", "q=a//b?c"),
+    ],
+)
+def test_locate_script_decodes_once(path: str, script: str, info: str, query: str) -> None:
+    where = locate_script(path, "/cgi-bin", lambda url: url == "/cgi-bin/sub")
+    assert where is not None
+    assert (where.script_name, where.path_info, where.query) == (script, info, query)
+    # mapping back to a URL for translate_path never yields a decodable "..":
+    assert ".." not in urllib.parse.unquote(url_for_decoded(where.script_name))
