@@ -68,3 +68,18 @@ def symlink_allowed(fs_path: str, root: str, policy: SymlinkPolicy) -> bool:
         # links below it count.
         return os.path.join(real_root, os.path.relpath(lexical, os.path.abspath(root))) == resolved
     return is_within(resolved, real_root)
+
+
+# Served even when hidden files are not: RFC 8615 well-known URIs (ACME, security.txt).
+ALWAYS_VISIBLE = frozenset({".well-known"})
+
+
+def is_hidden_name(name: str) -> bool:
+    """Whether one directory entry is a dotfile that hidden-file rules apply to."""
+    return name.startswith(".") and name not in (".", "..") and name not in ALWAYS_VISIBLE
+
+
+def is_hidden(fs_path: str, root: str) -> bool:
+    """Whether any component of ``fs_path`` below ``root`` is a hidden name."""
+    relative = os.path.relpath(fs_path, root)
+    return any(is_hidden_name(part) for part in relative.split(os.sep))

@@ -40,7 +40,13 @@ from devserve._io import FileSlice, MultipartBody, SocketWriter
 from devserve._listing import Entry, render_listing
 from devserve._mime import ENCODINGS_MAP
 from devserve._mime import guess_type as _guess_type
-from devserve._paths import SymlinkPolicy, symlink_allowed, url_to_fs_path
+from devserve._paths import (
+    SymlinkPolicy,
+    is_hidden,
+    is_hidden_name,
+    symlink_allowed,
+    url_to_fs_path,
+)
 from devserve._protocol import (
     CONTROL_CHAR_TABLE,
     MAX_HEADERS,
@@ -151,17 +157,25 @@ class HTTPServer(socketserver.TCPServer):
         with self._connections_lock:
             self._connections.pop(connection, None)
 
-    def close_idle_connections(self) -> int:
-        """Shut down connections waiting for a next request; returns how many."""
+    def connection_count(self) -> int:
+        """How many client connections are open (busy or idle)."""
         with self._connections_lock:
-            idle = [conn for conn, waiting in self._connections.items() if waiting]
-        for conn in idle:
+            return len(self._connections)
+
+    def close_connections(self, idle_only: bool = True) -> int:
+        """Shut down client connections (by default only those waiting for a request).
+
+        Their handler threads then finish on their own; returns how many.
+        """
+        with self._connections_lock:
+            chosen = [c for c, waiting in self._connections.items() if waiting or not idle_only]
+        for conn in chosen:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        return len(idle)
+        return len(chosen)
 
     def server_close(self) -> None:
-        self.close_idle_connections()
+        self.close_connections(idle_only=True)
         super().server_close()
 
 
@@ -291,6 +305,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             if isinstance(self.connection, ssl.SSLSocket):
                 self.connection.do_handshake()
             self.close_connection = True
+            if track is not None:
+                track(self.connection, True)
             self.handle_one_request()
             while not self.close_connection:
                 if track is not None:
@@ -618,6 +634,12 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     # "inside" (default): follow a link only when its target stays inside the
     # served directory; "always": the stdlib's behaviour; "never": no links.
     follow_symlinks: ClassVar[SymlinkPolicy] = "inside"
+    # devserve's options; the defaults keep the documented behaviour.
+    show_hidden: ClassVar[bool] = True  # False: dotfiles are neither listed nor served
+    list_directories: ClassVar[bool] = True  # False: a directory without index is 404
+    spa_fallback: ClassVar[str | None] = None  # e.g. "index.html" for single-page apps
+    # What answered the last request: file, index, listing, spa, redirect, cgi.
+    answered_by = ""
 
     def __init__(
         self,
@@ -655,13 +677,14 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         Keeps the documented contract (redirect for a directory without a slash,
         index pages, listing, 404, If-Modified-Since → 304).
         """
+        self.answered_by = ""
         path = self.translate_path(self.path)
         if "\x00" in path or not self._may_serve(path):
-            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
-            return None
+            return self._not_found()
         if os.path.isdir(path):
             parts = urllib.parse.urlsplit(self.path)
             if not parts.path.endswith("/"):
+                self.answered_by = "redirect"
                 self.send_response(HTTPStatus.MOVED_PERMANENTLY)
                 new_url = urllib.parse.urlunsplit(
                     (parts[0], parts[1], parts[2] + "/", parts[3], parts[4])
@@ -674,26 +697,58 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 index = os.path.join(path, name)
                 if os.path.isfile(index) and self._may_serve(index):
                     path = index
+                    self.answered_by = "index"
                     break
             else:
+                if not self.list_directories:
+                    return self._not_found()
+                self.answered_by = "listing"
                 return self.list_directory(path)
         ctype = self.guess_type(path)
         if path.endswith("/"):
-            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
-            return None
+            return self._not_found()
         try:
             f = _open_regular_file(path)
         except (OSError, ValueError):
-            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
-            return None
+            return self._not_found()
+        self.answered_by = self.answered_by or "file"
         try:
             return self._send_file_head(f, ctype)
         except BaseException:
             f.close()
             raise
 
+    def _not_found(self) -> Body | None:
+        """404, or the single-page-app entry point for a route the app handles itself."""
+        fallback = self.spa_fallback
+        if fallback is not None and self._is_app_route():
+            path = os.path.join(self.directory, fallback)
+            try:
+                f = _open_regular_file(path)
+            except (OSError, ValueError):
+                pass
+            else:
+                self.answered_by = "spa"
+                try:
+                    return self._send_file_head(f, self.guess_type(path))
+                except BaseException:
+                    f.close()
+                    raise
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+        return None
+
+    def _is_app_route(self) -> bool:
+        """A path the page's router handles: no file suffix, or a browser asking for HTML.
+
+        A missing asset (``/app.js``) stays a 404 instead of turning into HTML.
+        """
+        last = urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1]
+        return "." not in last or "text/html" in self.headers.get("Accept", "")
+
     def _may_serve(self, path: str) -> bool:
         """Whether the symlink policy lets ``path`` be served (hook for subclasses)."""
+        if not self.show_hidden and is_hidden(path, self.directory):
+            return False
         try:
             return symlink_allowed(path, self.directory, self.follow_symlinks)
         except (OSError, ValueError):
@@ -827,7 +882,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def _listed(self, name: str) -> bool:
         """Whether a directory entry appears in listings (hook for subclasses)."""
-        return True
+        return self.show_hidden or not is_hidden_name(name)
 
     def translate_path(self, path: str) -> str:
         """Map a URL path to a filesystem path below ``directory`` (documented)."""
@@ -902,6 +957,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
     def do_POST(self) -> None:
         """Run a CGI script, or refuse with 501 outside CGI directories (documented)."""
         if self.is_cgi():
+            self.answered_by = "cgi"
             self.run_cgi()
         else:
             self.send_error(HTTPStatus.NOT_IMPLEMENTED, "Can only POST to CGI scripts")
@@ -909,6 +965,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
     def send_head(self) -> Body | None:
         """Run the script for CGI paths, else serve the file (documented)."""
         if self.is_cgi():
+            self.answered_by = "cgi"
             self.run_cgi()
             return None
         return super().send_head()

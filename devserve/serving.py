@@ -1,29 +1,53 @@
 """Build a server from a configuration and run it: the one entry point the CLI calls.
 
-Nothing here prints or exits; problems a user can fix are raised as `ServeError`
-with a one-line message, and the caller decides how to show them.
+Nothing here prints or exits. Problems a user can fix are raised as `ServeError`
+with a one-line message; everything worth showing (the banner, each request,
+errors, the final summary) goes to a `Reporter` as plain data from `events`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import signal
 import socket
+import ssl
+import sys
 import threading
+import time
+import traceback
+import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
-from devserve.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from devserve import __version__
+from devserve._io import SocketWriter
+from devserve._net import lan_addresses, url_host
+from devserve._paths import is_hidden_name
+from devserve._protocol import check_header_field
+from devserve._suggest import suggest_path
+from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
+from devserve.server import (
+    HTTPServer,
+    SimpleHTTPRequestHandler,
+    ThreadingHTTPServer,
+    ThreadingHTTPSServer,
+)
 
 DEFAULT_PORT = 8000
 # How many ports after the default are tried when it is busy.
 PORT_SEARCH = 20
 PROTOCOLS = ("HTTP/1.0", "HTTP/1.1")
+LOOPBACK = "127.0.0.1"
+# Seconds in-flight requests get to finish after Ctrl-C / SIGTERM.
+SHUTDOWN_GRACE = 5.0
+
+_CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
 
 
 class ServeError(Exception):
@@ -36,23 +60,173 @@ class ServeConfig:
 
     directory: Path = Path(".")
     port: int | None = None  # None: the default port, or the next free one
-    bind: str = "127.0.0.1"
+    bind: str | None = None  # None: loopback only (all interfaces with lan)
+    lan: bool = False
     protocol: str = "HTTP/1.1"
+    open_browser: bool = False
+    cors: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    spa: bool = False
+    listing: bool = True
+    show_hidden: bool = False
+    follow_symlinks: bool = False
+    cache_control: str = "no-cache"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_password_file: Path | None = None
     quiet: bool = False
+    log_format: str = "pretty"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
-def make_handler(config: ServeConfig) -> Callable[..., Any]:
+class Reporter(Protocol):
+    """Whoever presents the server to the user (the console, in the CLI)."""
+
+    def __call__(self, item: RequestRecord | LogEvent) -> None: ...
+
+    def ready(self, info: ReadyInfo) -> None: ...
+
+    def stopped(self, summary: Summary) -> None: ...
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """A ``--header "Name: value"`` option as (name, value), or ServeError."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
+        raise ServeError(f"malformed --header {text!r} (expected 'Name: value')")
+    if any(c in name for c in ' \t()<>@,;\\"/[]?={}') or not name.isascii():
+        raise ServeError(f"malformed --header {text!r}: {name!r} is not a header name")
+    try:
+        check_header_field(name, value)
+    except ValueError:
+        raise ServeError(f"malformed --header {text!r}: control characters") from None
+    return name, value
+
+
+class Stats:
+    """Totals for the summary line, updated from every request thread."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.requests = 0
+        self.size = 0
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    def add(self, size: int, error: bool) -> None:
+        with self._lock:
+            self.requests += 1
+            self.size += size
+            self.errors += error
+
+    def error(self) -> None:
+        with self._lock:
+            self.errors += 1
+
+    def summary(self) -> Summary:
+        return Summary(self.requests, self.size, self.errors, time.monotonic() - self.started)
+
+
+def make_handler(
+    config: ServeConfig,
+    root: str,
+    report: Reporter,
+    stats: Stats,
+    base: type[SimpleHTTPRequestHandler] = SimpleHTTPRequestHandler,
+) -> Callable[..., Any]:
     """The handler class the configuration asks for, bound to its directory."""
+    extra_headers = [("Cache-Control", config.cache_control)] if config.cache_control else []
+    if config.cors:
+        extra_headers.append(("Access-Control-Allow-Origin", "*"))
+    extra_headers.extend(config.headers)
+    quiet = config.quiet
 
-    class Handler(SimpleHTTPRequestHandler):
+    def visible(name: str) -> bool:
+        return config.show_hidden or not is_hidden_name(name)
+
+    class DevHandler(base):  # type: ignore[valid-type,misc]
         protocol_version = config.protocol
+        server_version = f"devserve/{__version__}"
+        show_hidden = config.show_hidden
+        list_directories = config.listing
+        spa_fallback = "index.html" if config.spa else None
+        follow_symlinks = "always" if config.follow_symlinks else "inside"
+        _note = ""
 
-        if config.quiet:
+        def handle_one_request(self) -> None:
+            when = time.time()
+            started = time.perf_counter()
+            writer = self.wfile
+            before = writer.bytes_written if isinstance(writer, SocketWriter) else 0
+            self._note = ""
+            self.raw_requestline = b""
+            super().handle_one_request()
+            status = self._status
+            if not self.raw_requestline or status is None:
+                return
+            sent = (writer.bytes_written if isinstance(writer, SocketWriter) else 0) - before
+            stats.add(sent, status >= 500)
+            if not quiet:
+                report(
+                    RequestRecord(
+                        when=when,
+                        client=self.address_string(),
+                        method=self.command or "",
+                        path=self.path if self.command else self.requestline,
+                        status=status,
+                        size=sent,
+                        duration=time.perf_counter() - started,
+                        served=self.answered_by,
+                        note=self._note,
+                    )
+                )
 
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: no request log."""
+        def end_headers(self) -> None:
+            if self._status is not None and self._status >= 200:
+                for name, value in extra_headers:
+                    self.send_header(name, value)
+            super().end_headers()
 
-    return functools.partial(Handler, directory=str(config.directory))
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            self.answered_by = ""
+            if code == 404 and self.command in ("GET", "HEAD"):
+                suggestion = suggest_path(self.path, root, visible)
+                if suggestion is not None:
+                    self._note = f"did you mean {suggestion}"
+                    explain = f"Nothing matches the given URI. Did you mean {suggestion} ?"
+            elif message and code >= 400:
+                self._note = message
+            super().send_error(code, message, explain)
+
+        def do_OPTIONS(self) -> None:
+            if not config.cors:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                return
+            self.send_response(204)
+            methods = "GET, HEAD, POST, OPTIONS" if hasattr(self, "do_POST") else "GET, HEAD"
+            self.send_header("Access-Control-Allow-Methods", methods)
+            requested = self.headers.get("Access-Control-Request-Headers")
+            if requested:
+                self.send_header("Access-Control-Allow-Headers", requested)
+            self.send_header("Access-Control-Max-Age", "600")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            """The request line is reported once the response is complete."""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            if format.startswith("code %d, message"):
+                return  # the request line shows the status
+            report(LogEvent(time.time(), "error", format % args))
+
+    return functools.partial(DevHandler, directory=root)
 
 
 def check_directory(directory: Path) -> Path:
@@ -66,8 +240,59 @@ def check_directory(directory: Path) -> Path:
     return directory.resolve()
 
 
-def create_server(config: ServeConfig) -> tuple[ThreadingHTTPServer, bool]:
-    """Bind the server; returns it and whether the default port was busy.
+def _check_readable(path: Path, what: str) -> None:
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise ServeError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
+def _tls_options(config: ServeConfig) -> dict[str, Any]:
+    if config.tls_cert is None:
+        if config.tls_key or config.tls_password_file:
+            raise ServeError("--tls-key and --tls-password-file need --tls-cert")
+        return {}
+    _check_readable(config.tls_cert, "TLS certificate")
+    options: dict[str, Any] = {"certfile": str(config.tls_cert)}
+    if config.tls_key is not None:
+        _check_readable(config.tls_key, "TLS key")
+        options["keyfile"] = str(config.tls_key)
+    # Never let OpenSSL prompt on the terminal for an encrypted key: without a
+    # password file the password is empty, and a key that needs one fails at once.
+    options["password"] = ""
+    if config.tls_password_file is not None:
+        _check_readable(config.tls_password_file, "TLS password file")
+        lines = config.tls_password_file.read_text(errors="replace").splitlines()
+        options["password"] = lines[0] if lines else ""
+    return options
+
+
+def _server_class(base: type[HTTPServer], report: Reporter, stats: Stats) -> type[HTTPServer]:
+    class DevServer(base):  # type: ignore[valid-type,misc]
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            if isinstance(sys.exc_info()[1], _CLIENT_GONE):
+                return
+            stats.error()
+            report(
+                LogEvent(
+                    time.time(),
+                    "error",
+                    f"error while handling a request from {client_address[0]}",
+                    traceback.format_exc(),
+                )
+            )
+
+    return DevServer
+
+
+def create_server(
+    config: ServeConfig,
+    report: Reporter,
+    stats: Stats,
+    handler_base: type[SimpleHTTPRequestHandler] = SimpleHTTPRequestHandler,
+) -> tuple[HTTPServer, int | None]:
+    """Bind the server; returns it and the busy default port it moved from, if any.
 
     An explicit busy port is an error; a busy default moves on to the next free one.
     """
@@ -75,58 +300,149 @@ def create_server(config: ServeConfig) -> tuple[ThreadingHTTPServer, bool]:
         raise ServeError(f"unsupported protocol {config.protocol!r} (use HTTP/1.0 or HTTP/1.1)")
     if config.port is not None and not 0 <= config.port <= 65535:
         raise ServeError(f"port out of range: {config.port} (use 0-65535)")
+    if config.lan and config.bind is not None:
+        raise ServeError("use either --lan or --bind, not both")
     root = check_directory(config.directory)
-    handler = make_handler(
-        ServeConfig(root, config.port, config.bind, config.protocol, config.quiet)
-    )
-    candidates = (
+    tls = _tls_options(config)
+    handler = make_handler(config, str(root), report, stats, handler_base)
+    base: type[HTTPServer] = ThreadingHTTPSServer if tls else ThreadingHTTPServer
+    server_class = _server_class(base, report, stats)
+    hosts = [config.bind or LOOPBACK]
+    if config.lan:
+        hosts = ["::", "0.0.0.0"] if socket.has_ipv6 else ["0.0.0.0"]
+    ports = (
         [config.port] if config.port is not None else [DEFAULT_PORT + i for i in range(PORT_SEARCH)]
     )
-    for port in candidates:
-        try:
-            return ThreadingHTTPServer((config.bind, port), handler), port != candidates[0]
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE and port != candidates[-1]:
-                continue
-            raise ServeError(_bind_message(config.bind, port, error)) from None
-        except (socket.gaierror, OverflowError, UnicodeError) as error:
-            raise ServeError(f"cannot bind {config.bind}:{port}: {error}") from None
-    raise ServeError("no free port found")  # pragma: no cover - the loop always returns
+    for host in hosts:
+        for port in ports:
+            try:
+                server = server_class((host, port), handler, **tls)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE and port != ports[-1]:
+                    continue
+                if host != hosts[-1] and error.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    break  # no IPv6 here: try the next host
+                if isinstance(error, ssl.SSLError):
+                    raise ServeError(f"TLS setup failed: {error.reason or error}") from None
+                raise ServeError(_bind_message(host, port, error)) from None
+            except (OverflowError, UnicodeError, ValueError) as error:
+                raise ServeError(f"cannot bind {host}:{port}: {error}") from None
+            moved = DEFAULT_PORT if config.port is None and port != DEFAULT_PORT else None
+            return server, moved
+    raise ServeError("no free port found")  # pragma: no cover - the loops return or raise
 
 
 def _bind_message(host: str, port: int, error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return f"cannot bind {host}:{port}: not a valid address ({error.strerror})"
     if error.errno == errno.EADDRINUSE:
         return f"port {port} is already in use on {host} (try --port 0 for any free port)"
     if error.errno == errno.EACCES:
         return f"permission denied binding {host}:{port} (ports below 1024 need privileges)"
     if error.errno == errno.EADDRNOTAVAIL:
-        return f"address {host} is not available on this machine"
+        return f"cannot bind {host}:{port}: address not available on this machine"
     return f"cannot bind {host}:{port}: {error.strerror or error}"
 
 
-def urls_for(server: ThreadingHTTPServer) -> list[str]:
-    """The URLs a browser can use to reach the server."""
-    host, port = str(server.server_address[0]), server.server_address[1]
+def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> ReadyInfo:
+    """What the banner shows for a bound server."""
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    scheme = config.scheme
+    lan: list[str] = []
     if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    shown = f"[{host}]" if ":" in str(host) else str(host)
-    return [f"http://{shown}:{port}/"]
+        local = [f"{scheme}://{LOOPBACK}:{port}/"]
+        lan = [f"{scheme}://{url_host(a)}:{port}/" for a in lan_addresses()]
+        if host == "0.0.0.0":
+            lan = [url for url in lan if "[" not in url]
+        hint = "reachable from your network: anyone on it can read these files"
+    else:
+        local = [f"{scheme}://{url_host(host)}:{port}/"]
+        loopback = host in (LOOPBACK, "::1", "localhost") or host.startswith("127.")
+        hint = (
+            "only this machine can connect; add --lan to share on your network"
+            if (loopback)
+            else ""
+        )
+    options = []
+    if config.tls_cert:
+        options.append("tls")
+    if config.spa:
+        options.append("spa")
+    if config.cors:
+        options.append("cors")
+    if not config.listing:
+        options.append("no listing")
+    if config.show_hidden:
+        options.append("hidden files served")
+    if config.follow_symlinks:
+        options.append("symlinks leave the root")
+    if config.headers:
+        options.append(f"{len(config.headers)} extra header(s)")
+    if config.protocol != "HTTP/1.1":
+        options.append(config.protocol)
+    return ReadyInfo(
+        version=__version__,
+        directory=str(check_directory(config.directory)),
+        urls=tuple(local),
+        lan_urls=tuple(lan),
+        options=tuple(options),
+        hint=hint,
+        moved_from=moved,
+    )
 
 
-def serve(config: ServeConfig, on_ready: Callable[[ThreadingHTTPServer, bool], None]) -> None:
-    """Run until SIGINT or SIGTERM; ``on_ready`` is called once the socket listens."""
-    server, moved = create_server(config)
-    stop = threading.Event()
+def serve(
+    config: ServeConfig,
+    reporter: Reporter,
+    handler_base: type[SimpleHTTPRequestHandler] = SimpleHTTPRequestHandler,
+) -> Summary:
+    """Run until SIGINT or SIGTERM, then stop gracefully and return the totals.
+
+    On a signal: stop accepting, close idle keep-alive connections, give
+    in-flight requests up to SHUTDOWN_GRACE seconds (a second signal cuts it
+    short), then close what is left.
+    """
+    stats = Stats()
+    server, moved = create_server(config, reporter, stats, handler_base)
+    stopping = threading.Event()
+    hurry = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        if stopping.is_set():
+            hurry.set()
+            return
+        stopping.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if in_main_thread:
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
     try:
-        on_ready(server, moved)
+        info = ready_info(config, server, moved)
+        reporter.ready(info)
+        if config.open_browser:
+            threading.Thread(target=webbrowser.open, args=(info.urls[0],), daemon=True).start()
         server.serve_forever(poll_interval=0.2)
     finally:
+        _drain(server, hurry)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        server.server_close()
+    summary = stats.summary()
+    reporter.stopped(summary)
+    return summary
+
+
+def _drain(server: HTTPServer, hurry: threading.Event) -> None:
+    """Stop accepting and let in-flight requests finish, within SHUTDOWN_GRACE."""
+    with contextlib.suppress(OSError):
+        server.socket.close()
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    while server.connection_count() and time.monotonic() < deadline and not hurry.is_set():
+        server.close_connections(idle_only=True)
+        time.sleep(0.02)
+    server.close_connections(idle_only=False)
+    server.block_on_close = False  # type: ignore[attr-defined]
+    server.server_close()

@@ -1,0 +1,84 @@
+"""Suggest the existing path a 404 probably meant (no sockets, no printing).
+
+Tried in order, each only among names the server would serve:
+1. the same path with different letter case (works on macOS/Windows, 404 on Linux);
+2. the path with ``.html`` (or ``/index.html``) added;
+3. a near-miss spelling of the last component (difflib, same directory).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import posixpath
+import urllib.parse
+from collections.abc import Callable
+
+# Directories with more entries than this are not scanned for a near miss: a
+# suggestion is a convenience and must stay cheap.
+MAX_SCAN = 2000
+
+
+def suggest_path(
+    url_path: str, root: str, visible: Callable[[str], bool] = lambda name: True
+) -> str | None:
+    """An existing URL path close to ``url_path`` below ``root``, or None.
+
+    ``visible`` filters names the server would not serve (hidden files).
+    """
+    path = urllib.parse.unquote(url_path.split("?", 1)[0].split("#", 1)[0])
+    parts = [p for p in posixpath.normpath(path).split("/") if p and p not in (".", "..")]
+    if not parts:
+        return None
+    directory = root
+    resolved: list[str] = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        names = _names(directory)
+        if names is None:
+            return None
+        names = [n for n in names if visible(n)]
+        chosen = part if part in names else _closest(part, names, last, directory)
+        if chosen is None:
+            return None
+        if chosen != part and not last and not os.path.isdir(os.path.join(directory, chosen)):
+            return None
+        resolved.append(chosen)
+        directory = os.path.join(directory, chosen)
+    if resolved == parts:
+        return None
+    suggestion = "/" + "/".join(urllib.parse.quote(p) for p in resolved)
+    if os.path.isdir(directory):
+        suggestion += "/"
+    return suggestion
+
+
+def _names(directory: str) -> list[str] | None:
+    try:
+        with os.scandir(directory) as entries:
+            names = []
+            for entry in entries:
+                names.append(entry.name)
+                if len(names) > MAX_SCAN:
+                    return None
+            return names
+    except OSError:
+        return None
+
+
+def _closest(part: str, names: list[str], last: bool, directory: str) -> str | None:
+    lowered = part.lower()
+    same_case = [n for n in names if n.lower() == lowered]
+    if same_case:
+        return same_case[0]
+    if last:
+        for extra in (".html", ".htm"):
+            for name in names:
+                if name.lower() == lowered + extra:
+                    return name
+    close = difflib.get_close_matches(part, names, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    lowered_names = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(lowered, list(lowered_names), n=1, cutoff=0.75)
+    return lowered_names[close[0]] if close else None

@@ -1,0 +1,322 @@
+"""Every piece of terminal presentation: banner, request log, events (the only rich import).
+
+Request lines are hot: they are queued by the request threads and rendered by one
+log thread, in batches, with the ANSI codes of each theme style resolved once at
+start-up (a ``Console.print`` per line would cost the server a large share of its
+throughput). Everything that came from the network is scrubbed of control
+characters before it is written, and never goes through rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Literal, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.theme import Theme
+
+from devserve._protocol import scrub_control_chars
+from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
+
+if TYPE_CHECKING:
+    from rich.style import Style
+
+LogFormat = Literal["pretty", "plain", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("pretty", "plain", "json")
+
+THEME = Theme(
+    {
+        "devserve.time": "dim",
+        "devserve.client": "dim",
+        "devserve.method": "bold",
+        "devserve.path": "default",
+        "devserve.status.1xx": "blue",
+        "devserve.status.2xx": "green",
+        "devserve.status.3xx": "cyan",
+        "devserve.status.4xx": "yellow",
+        "devserve.status.5xx": "bold red",
+        "devserve.size": "dim",
+        "devserve.duration": "dim",
+        "devserve.served": "magenta",
+        "devserve.note": "italic",
+        "devserve.error": "bold red",
+        "devserve.warning": "yellow",
+        "devserve.info": "default",
+        "devserve.detail": "dim",
+        "devserve.url": "bold cyan",
+        "devserve.label": "bold",
+        "devserve.hint": "dim",
+    }
+)
+
+_STYLE_NAMES = tuple(str(name) for name in THEME.styles)
+
+
+def make_console(file: TextIO | None = None) -> Console:
+    """The one console the CLI creates and passes down (honours NO_COLOR and FORCE_COLOR).
+
+    FORCE_COLOR wins even where rich would see no colour (TERM=dumb, a pipe),
+    and NO_COLOR wins over FORCE_COLOR.
+    """
+    stream = file or sys.stderr
+    console = Console(file=stream, theme=THEME, highlight=False, soft_wrap=True)
+    forced = os.environ.get("FORCE_COLOR", "") != "" and os.environ.get("NO_COLOR", "") == ""
+    if forced and console.color_system is None:
+        console = Console(
+            file=stream,
+            theme=THEME,
+            highlight=False,
+            soft_wrap=True,
+            force_terminal=True,
+            color_system="standard",
+        )
+    return console
+
+
+def _uses_colour(console: Console) -> bool:
+    return console.color_system is not None and not console.no_color
+
+
+def _ansi_pairs(console: Console) -> dict[str, tuple[str, str]]:
+    """For each theme style, the ANSI codes that open and close it on this console."""
+    if not _uses_colour(console):
+        return {}
+    assert console._color_system is not None
+    pairs = {}
+    for name in _STYLE_NAMES:
+        style: Style = console.get_style(name)
+        rendered = style.render("\0", color_system=console._color_system)
+        start, _, end = rendered.partition("\0")
+        pairs[name] = (start, end)
+    return pairs
+
+
+def format_size(size: int) -> str:
+    """Bytes as a short human figure: 512 B, 1.2 KiB, 3.4 MiB."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}"
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+class RequestLog:
+    """Renders request records and events on a console, off the request threads."""
+
+    def __init__(self, console: Console, log_format: LogFormat = "pretty") -> None:
+        self.console = console
+        self.format = log_format
+        self._ansi = _ansi_pairs(console) if log_format == "pretty" else {}
+        self._queue: queue.SimpleQueue[RequestRecord | LogEvent | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._told_once: set[str] = set()
+
+    # -- the sink the server calls (any thread)
+
+    def __call__(self, item: RequestRecord | LogEvent) -> None:
+        self._queue.put(item)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="devserve-log", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the log thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 512:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            done = None in batch
+            text = "".join(self.render(item) for item in batch if item is not None)
+            if text:
+                self._write(text)
+            if done:
+                return
+
+    def _write(self, text: str) -> None:
+        try:
+            self.console.file.write(text)
+            self.console.file.flush()
+        except (OSError, ValueError):
+            pass  # a closed or full log must never take the server down
+
+    # -- rendering (pure: a record in, text out)
+
+    def render(self, item: RequestRecord | LogEvent) -> str:
+        """One item as the text to write, with its newline."""
+        if isinstance(item, RequestRecord):
+            return self.render_request(item)
+        return self.render_event(item)
+
+    def _paint(self, style: str, text: str) -> str:
+        pair = self._ansi.get(style)
+        return f"{pair[0]}{text}{pair[1]}" if pair else text
+
+    def render_request(self, record: RequestRecord) -> str:
+        if self.format == "json":
+            return _json_line(
+                {
+                    "time": _iso(record.when),
+                    "client": record.client,
+                    "method": record.method,
+                    "path": record.path,
+                    "status": record.status,
+                    "bytes": record.size,
+                    "duration_ms": round(record.duration * 1000, 3),
+                    "served": record.served,
+                    "note": record.note,
+                }
+            )
+        paint = self._paint
+        status_style = f"devserve.status.{record.status // 100}xx"
+        parts = [
+            paint("devserve.time", time.strftime("%H:%M:%S", time.localtime(record.when))),
+            paint("devserve.client", scrub_control_chars(record.client)),
+            paint("devserve.method", scrub_control_chars(record.method)),
+            paint("devserve.path", scrub_control_chars(record.path)),
+            paint(status_style, str(record.status)),
+            paint("devserve.size", format_size(record.size)),
+            paint("devserve.duration", f"{record.duration * 1000:.1f} ms"),
+        ]
+        if record.served:
+            parts.append(paint("devserve.served", record.served))
+        if record.note:
+            parts.append(paint("devserve.note", scrub_control_chars(record.note)))
+        return " ".join(parts) + "\n"
+
+    def render_event(self, event: LogEvent) -> str:
+        if self.format == "json":
+            return _json_line(
+                {
+                    "time": _iso(event.when),
+                    "level": event.level,
+                    "message": event.message,
+                    "detail": event.detail,
+                }
+            )
+        marker = {"error": "✗ ", "warning": "! ", "info": ""}[event.level]
+        when = self._paint("devserve.time", time.strftime("%H:%M:%S", time.localtime(event.when)))
+        line = f"{when} {self._paint(f'devserve.{event.level}', marker + scrub(event.message))}\n"
+        for detail in event.detail.splitlines():
+            line += self._paint("devserve.detail", "    " + scrub(detail)) + "\n"
+        return line
+
+    # -- once-only start-up and shut-down output (not hot: full rich rendering)
+
+    def ready(self, info: ReadyInfo) -> None:
+        """The start-up banner: directory, every URL, options, a hint, a QR code."""
+        if self.format == "json":
+            self._write(
+                _json_line(
+                    {
+                        "time": _iso(time.time()),
+                        "event": "listening",
+                        "directory": info.directory,
+                        "urls": [*info.urls, *info.lan_urls],
+                        "options": list(info.options),
+                    }
+                )
+            )
+            return
+        print_ = self.console.print
+        print_(
+            f"[devserve.label]devserve {escape(info.version)}[/] serving {escape(info.directory)}"
+        )
+        if info.moved_from is not None:
+            print_(
+                f"[devserve.warning]port {info.moved_from} is busy; "
+                f"using {escape(info.urls[0])} instead[/]"
+            )
+        for url in info.urls:
+            print_(f"  [devserve.label]Local:[/]   [devserve.url]{escape(url)}[/]")
+        for url in info.lan_urls:
+            print_(f"  [devserve.label]Network:[/] [devserve.url]{escape(url)}[/]")
+        if info.options:
+            print_(f"  [devserve.label]Options:[/] {escape(', '.join(info.options))}")
+        if info.hint:
+            print_(f"  [devserve.hint]{escape(info.hint)}[/]")
+        if info.lan_urls and self.console.is_terminal:
+            self._qr(info.lan_urls[0])
+
+    def _qr(self, url: str) -> None:
+        import io
+
+        import segno
+
+        buffer = io.StringIO()
+        segno.make(url, error="l").terminal(out=buffer, compact=True, border=2)
+        self.console.print(buffer.getvalue(), markup=False, highlight=False, end="")
+
+    def stopped(self, summary: Summary) -> None:
+        """The one-line summary after Ctrl-C / SIGTERM."""
+        if self.format == "json":
+            self._write(
+                _json_line(
+                    {
+                        "time": _iso(time.time()),
+                        "event": "stopped",
+                        "requests": summary.requests,
+                        "bytes": summary.size,
+                        "errors": summary.errors,
+                        "seconds": round(summary.seconds, 3),
+                    }
+                )
+            )
+            return
+        self.console.print(
+            f"[devserve.label]stopped[/]: {summary.requests} requests, "
+            f"{format_size(summary.size)} sent, {summary.errors} errors "
+            f"in {_duration(summary.seconds)}"
+        )
+
+    def tell_once(self, key: str, event: LogEvent) -> None:
+        """Log ``event`` the first time ``key`` is seen (for warnings that would repeat)."""
+        if key not in self._told_once:
+            self._told_once.add(key)
+            self(event)
+
+
+def scrub(text: str) -> str:
+    """Network text made safe for a terminal (control characters escaped)."""
+    return scrub_control_chars(text)
+
+
+def print_error(console: Console, message: str) -> None:
+    """A one-line error for the user (bad flags, missing directory, busy port)."""
+    console.print(f"[devserve.error]devserve: error:[/] {escape(scrub(message))}")
+
+
+def _json_line(data: dict[str, object]) -> str:
+    # ensure_ascii: control characters and C1 codes are \u-escaped, never raw
+    return json.dumps(data, ensure_ascii=True) + "\n"
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(when)) + f".{int(when % 1 * 1000):03d}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{rest:02d}s"

@@ -1,0 +1,58 @@
+"""What the server reports to whoever presents it: plain data, no printing.
+
+`serving` produces these; `console` renders them. Strings here may come from the
+network and are not yet scrubbed: scrubbing is the presenter's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One answered request."""
+
+    when: float  # time.time() when the request arrived
+    client: str
+    method: str
+    path: str
+    status: int
+    size: int  # bytes sent, headers included
+    duration: float  # seconds
+    served: str = ""  # what answered: file, index, listing, spa, cgi, redirect...
+    note: str = ""  # e.g. a 404's suggestion
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """Something worth telling that is not a request line (an error, a warning)."""
+
+    when: float
+    level: Literal["error", "warning", "info"]
+    message: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReadyInfo:
+    """What the start-up banner shows."""
+
+    version: str
+    directory: str
+    urls: tuple[str, ...]
+    lan_urls: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    hint: str = ""
+    moved_from: int | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Totals printed when the server stops."""
+
+    requests: int
+    size: int
+    errors: int
+    seconds: float
