@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+# A file a body is read from: a stdlib file object or our OpenFile.
+Readable = BinaryIO | io.RawIOBase
+
 # Files up to this size are read and sent with the headers in one write; larger
 # ones go through sendfile after the headers.
 SMALL_BODY = 64 * 1024
@@ -72,17 +75,19 @@ class SocketWriter(io.BufferedIOBase):
         self._sock.sendall(data)
         self.bytes_written += memoryview(data).nbytes
 
-    def send_file(self, file: BinaryIO, offset: int, count: int) -> None:
+    def send_file(self, file: Readable, offset: int, count: int) -> None:
         """Send ``count`` bytes of ``file`` from ``offset``; small ones with the held headers."""
         if count <= SMALL_BODY:
-            file.seek(offset)
-            self.write(file.read(count))
+            self.write(os.pread(file.fileno(), count, offset))
             return
         self.flush()
-        self.bytes_written += self._sock.sendfile(file, offset, count)
+        self.bytes_written += self._sock.sendfile(cast(BinaryIO, file), offset, count)
 
-    def send_body(self, source: object) -> None:
-        """Send a body as efficiently as its kind allows (the default ``copyfile``)."""
+    def send_body(self, source: object, size: int | None = None) -> None:
+        """Send a body as efficiently as its kind allows (the default ``copyfile``).
+
+        ``size`` is the size of a regular file just opened (position 0), when known.
+        """
         if isinstance(source, FileSlice):
             self.send_file(source.file, source.offset, source.length)
         elif isinstance(source, MultipartBody):
@@ -91,6 +96,8 @@ class SocketWriter(io.BufferedIOBase):
                     self.send_file(part.file, part.offset, part.length)
                 else:
                     self.write(part)
+        elif isinstance(source, (OpenFile, io.BufferedReader)) and size is not None:
+            self.send_file(source, 0, size)
         elif isinstance(source, io.BufferedReader) and _is_regular(source):
             position = source.tell()
             size = os.fstat(source.fileno()).st_size
@@ -106,6 +113,45 @@ def _is_regular(file: io.BufferedReader) -> bool:
         return False
 
 
+class OpenFile(io.RawIOBase):
+    """A readable, seekable binary file over a descriptor that is already open.
+
+    ``open(fd, "rb")`` would fstat and ioctl the descriptor again (each syscall a
+    GIL round trip on a busy server); the caller has already looked at it.
+    """
+
+    def __init__(self, fd: int, name: str) -> None:
+        super().__init__()
+        self._fd = fd
+        self.name = name
+        self.mode = "rb"
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buffer: Buffer) -> int:
+        return os.readv(self._fd, [buffer])
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self._fd, offset, whence)
+
+    def tell(self) -> int:
+        return os.lseek(self._fd, 0, os.SEEK_CUR)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self._fd)
+            finally:
+                super().close()
+
+
 class FileSlice(io.RawIOBase):
     """A readable view of ``length`` bytes of an open file from ``offset`` (a range body).
 
@@ -113,7 +159,7 @@ class FileSlice(io.RawIOBase):
     default ``copyfile`` sends it with sendfile instead.
     """
 
-    def __init__(self, file: BinaryIO, offset: int, length: int) -> None:
+    def __init__(self, file: Readable, offset: int, length: int) -> None:
         super().__init__()
         self.file = file
         self.offset = offset
@@ -143,7 +189,7 @@ class FileSlice(io.RawIOBase):
 class MultipartBody(io.RawIOBase):
     """A multipart/byteranges body: delimiter and header bytes between file slices."""
 
-    def __init__(self, parts: Sequence[bytes | FileSlice], file: BinaryIO) -> None:
+    def __init__(self, parts: Sequence[bytes | FileSlice], file: Readable) -> None:
         super().__init__()
         self.parts = list(parts)
         self._file = file

@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import urllib.parse
@@ -47,27 +48,50 @@ def is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def symlink_allowed(fs_path: str, root: str, policy: SymlinkPolicy) -> bool:
+def symlink_allowed(fs_path: str, root: str, policy: SymlinkPolicy, fd: int | None = None) -> bool:
     """Whether serving ``fs_path`` respects the symlink policy for ``root``.
 
     - ``"always"``: every link is followed (the stdlib's behaviour).
     - ``"inside"``: a link is followed only if where it leads stays inside root.
     - ``"never"``: no path that goes through a link below root is served.
     A path with no link in it is always allowed, wherever it is: a subclass whose
-    ``translate_path`` maps to another tree keeps working.
+    ``translate_path`` maps to another tree keeps working. ``fd``, an open
+    descriptor of the path, lets the kernel say where it really is in one call.
     """
     if policy == "always":
         return True
     lexical = os.path.abspath(fs_path)
-    resolved = os.path.realpath(lexical)
+    resolved = _resolved(lexical, fd)
     if resolved == lexical:
         return True
-    real_root = os.path.realpath(root)
+    real_root = real_path_of_root(os.path.abspath(root))
     if policy == "never":
         # The root itself may sit behind a link (say /tmp -> /private/tmp); only
         # links below it count.
         return os.path.join(real_root, os.path.relpath(lexical, os.path.abspath(root))) == resolved
     return is_within(resolved, real_root)
+
+
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def _resolved(lexical: str, fd: int | None) -> str:
+    """Where ``lexical`` really is: from the open descriptor when there is one."""
+    if fd is not None and _PROC_FD:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+        else:
+            if target.startswith("/"):
+                return target
+    return os.path.realpath(lexical)
+
+
+@functools.lru_cache(maxsize=64)
+def real_path_of_root(root: str) -> str:
+    """The resolved served directory, cached: a root moved later fails closed."""
+    return os.path.realpath(root)
 
 
 # Served even when hidden files are not: RFC 8615 well-known URIs (ACME, security.txt).

@@ -33,10 +33,10 @@ from email.message import Message
 from email.parser import Parser
 from email.policy import compat32
 from http import HTTPStatus
-from typing import IO, Any, BinaryIO, ClassVar, TypeAlias, cast
+from typing import IO, Any, ClassVar, TypeAlias, cast
 
 from devserve import _cgi
-from devserve._io import FileSlice, MultipartBody, SocketWriter
+from devserve._io import FileSlice, MultipartBody, OpenFile, SocketWriter
 from devserve._listing import Entry, render_listing
 from devserve._mime import ENCODINGS_MAP
 from devserve._mime import guess_type as _guess_type
@@ -640,6 +640,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     spa_fallback: ClassVar[str | None] = None  # e.g. "index.html" for single-page apps
     # What answered the last request: file, index, listing, spa, redirect, cgi.
     answered_by = ""
+    _opened: tuple[OpenFile, os.stat_result] | None = None
 
     def __init__(
         self,
@@ -657,12 +658,14 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """Serve a GET: headers from send_head, then the body via copyfile (documented)."""
         self._hold_headers = True
+        self._opened = None
         f = self.send_head()
         if f:
             try:
                 self.copyfile(f, self.wfile)
             finally:
                 f.close()
+                self._opened = None
 
     def do_HEAD(self) -> None:
         """Serve a HEAD: the headers a GET would get (documented)."""
@@ -679,9 +682,15 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         """
         self.answered_by = ""
         path = self.translate_path(self.path)
-        if "\x00" in path or not self._may_serve(path):
+        # Open first, then look: one open and one fstat answer "exists? directory?
+        # regular file?" and the symlink check reads where the open descriptor
+        # really points. Every syscall here lets the GIL go, so fewer is faster.
+        opened = self._open_servable(path)
+        if opened is None:
             return self._not_found()
-        if os.path.isdir(path):
+        fd, st = opened
+        if stat.S_ISDIR(st.st_mode):
+            os.close(fd)
             parts = urllib.parse.urlsplit(self.path)
             if not parts.path.endswith("/"):
                 self.answered_by = "redirect"
@@ -695,25 +704,46 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 return None
             for name in self.index_pages:
                 index = os.path.join(path, name)
-                if os.path.isfile(index) and self._may_serve(index):
-                    path = index
+                opened = self._open_servable(index)
+                if opened is not None and stat.S_ISREG(opened[1].st_mode):
+                    path, (fd, st) = index, opened
                     self.answered_by = "index"
                     break
+                if opened is not None:
+                    os.close(opened[0])
             else:
                 if not self.list_directories:
                     return self._not_found()
                 self.answered_by = "listing"
                 return self.list_directory(path)
-        ctype = self.guess_type(path)
-        if path.endswith("/"):
+        if not stat.S_ISREG(st.st_mode) or path.endswith("/"):
+            os.close(fd)  # FIFOs and devices are never opened for reading
             return self._not_found()
+        return self._serve_opened(path, fd, st, self.answered_by or "file")
+
+    def _open_servable(self, path: str) -> tuple[int, os.stat_result] | None:
+        """Open ``path`` if it exists and the policies allow it; None otherwise."""
+        if "\x00" in path:
+            return None
         try:
-            f = _open_regular_file(path)
+            fd = os.open(path, _OPEN_FLAGS)
         except (OSError, ValueError):
-            return self._not_found()
-        self.answered_by = self.answered_by or "file"
+            return None
         try:
-            return self._send_file_head(f, ctype)
+            st = os.fstat(fd)
+            if self._may_serve(path, fd):
+                return fd, st
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+    def _serve_opened(self, path: str, fd: int, st: os.stat_result, kind: str) -> Body | None:
+        f = OpenFile(fd, path)
+        self.answered_by = kind
+        self._opened = (f, st)
+        try:
+            return self._send_file_head(f, st, self.guess_type(path))
         except BaseException:
             f.close()
             raise
@@ -723,17 +753,11 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         fallback = self.spa_fallback
         if fallback is not None and self._is_app_route():
             path = os.path.join(self.directory, fallback)
-            try:
-                f = _open_regular_file(path)
-            except (OSError, ValueError):
-                pass
-            else:
-                self.answered_by = "spa"
-                try:
-                    return self._send_file_head(f, self.guess_type(path))
-                except BaseException:
-                    f.close()
-                    raise
+            opened = self._open_servable(path)
+            if opened is not None and stat.S_ISREG(opened[1].st_mode):
+                return self._serve_opened(path, opened[0], opened[1], "spa")
+            if opened is not None:
+                os.close(opened[0])
         self.send_error(HTTPStatus.NOT_FOUND, "File not found")
         return None
 
@@ -745,17 +769,19 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         last = urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1]
         return "." not in last or "text/html" in self.headers.get("Accept", "")
 
-    def _may_serve(self, path: str) -> bool:
-        """Whether the symlink policy lets ``path`` be served (hook for subclasses)."""
+    def _may_serve(self, path: str, fd: int | None = None) -> bool:
+        """Whether the hidden-file and symlink policies let ``path`` be served.
+
+        ``fd``, an open descriptor of ``path``, makes the symlink check one syscall.
+        """
         if not self.show_hidden and is_hidden(path, self.directory):
             return False
         try:
-            return symlink_allowed(path, self.directory, self.follow_symlinks)
+            return symlink_allowed(path, self.directory, self.follow_symlinks, fd)
         except (OSError, ValueError):
             return False
 
-    def _send_file_head(self, f: BinaryIO, ctype: str) -> Body | None:
-        fs = os.fstat(f.fileno())
+    def _send_file_head(self, f: OpenFile, fs: os.stat_result, ctype: str) -> Body | None:
         size = fs.st_size
         etag = make_etag(fs.st_mtime_ns, size, fs.st_ino)
         mtime = int(fs.st_mtime)
@@ -891,7 +917,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     def copyfile(self, source: Body, outputfile: Body) -> None:
         """Copy ``source`` to ``outputfile`` (documented); zero-copy to the socket."""
         if isinstance(outputfile, SocketWriter):
-            outputfile.send_body(source)
+            opened = self._opened
+            size = opened[1].st_size if opened is not None and opened[0] is source else None
+            outputfile.send_body(source, size)
         else:
             shutil.copyfileobj(cast(IO[bytes], source), cast(IO[bytes], outputfile))
 
@@ -908,22 +936,9 @@ def _entry(item: os.DirEntry[str]) -> Entry:
     return Entry(item.name, is_dir, item.is_symlink())
 
 
-def _open_regular_file(path: str) -> BinaryIO:
-    """Open a regular file for reading; anything else (FIFO, device, directory) is refused.
-
-    O_NONBLOCK keeps a FIFO from blocking the open; it has no effect on files.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IsADirectoryError(path)
-        if flags & getattr(os, "O_NONBLOCK", 0):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+# O_NONBLOCK keeps a FIFO from blocking the open (it is refused right after); it has
+# no effect on regular files, so the descriptor is read as usual.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 # =========================================================================== CGI

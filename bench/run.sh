@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# bench/run.sh - devserve vs stdlib `python -m http.server`, same run, same files, loopback only.
+#
+# Usage (from anywhere; servers are started with the repo root as cwd):
+#   bench/run.sh                                   # py10 py11 devserve devserve-quiet, 8 s runs
+#   DURATION=3 bench/run.sh                        # quick mode (well under 2 minutes)
+#   PYTHON=/path/to/venv/bin/python bench/run.sh
+#   SERVERS="py10 devserve" bench/run.sh
+#   DEVSERVE_CMD='devserve serve {root} --port {port} --bind 127.0.0.1' bench/run.sh
+#
+# Env knobs (defaults in brackets):
+#   PYTHON    [<repo>/.venv/bin/python if present, else the real interpreter behind python3]
+#             one interpreter for every server
+#   SERVERS   [py10 py11 devserve devserve-quiet]
+#   DEVSERVE_CMD  command template with {port} and {root}
+#             [$PYTHON -m devserve serve {root} --port {port} --bind 127.0.0.1];
+#             It must stay in the foreground; the PID we start plus its descendants is what
+#             gets measured and killed. The server's stdout+stderr (request log) go to a file.
+#   DEVSERVE_QUIET_CMD  template for devserve-quiet [DEVSERVE_CMD + " --quiet"]
+#   DURATION  [8]  seconds per wrk run;   WARMUP [2]  seconds of 1 KiB load before measuring
+#   ROUNDS    [1]  repeat the whole server sequence (reversed order on even rounds); tables
+#             then show per-metric medians over rounds
+#   BASE_PORT [18180]  py10=+0 py11=+10 devserve=+20 devserve-quiet=+30 (next free one if taken)
+#   ROOT      [/tmp/devserve-bench-root]  corpus (created if missing)
+#   OUTDIR    [/tmp/devserve-bench/<timestamp>]  raw wrk/curl output, server logs, results.tsv
+#   WRK_TIMEOUT [10s]  wrk per-request timeout;  STARTUP_TIMEOUT [15]  s to wait for a server
+#
+# Only 127.0.0.1 is ever contacted. Only PIDs this script started (and their descendants,
+# found by parent PID) are ever signalled. Every wrk/curl/helper call is time-bounded.
+set -u
+export LC_ALL=C
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x "$REPO/.venv/bin/python" ]; then PY=$REPO/.venv/bin/python
+else PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || echo python3)  # skip pyenv shims
+fi
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+BASE_PORT=${BASE_PORT:-18180}
+ROOT=${ROOT:-/tmp/devserve-bench-root}
+OUTDIR=${OUTDIR:-/tmp/devserve-bench/$(date +%Y%m%d-%H%M%S)}
+WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
+STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-15}
+ROUNDS=${ROUNDS:-1}
+SERVERS=${SERVERS:-py10 py11 devserve devserve-quiet}
+[ -n "${DEVSERVE_CMD:-}" ] || DEVSERVE_CMD="$PY -m devserve serve {root} --port {port} --bind 127.0.0.1"
+[ -n "${DEVSERVE_QUIET_CMD:-}" ] || DEVSERVE_QUIET_CMD="$DEVSERVE_CMD --quiet"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v wrk >/dev/null || die "wrk is required (apt-get install -y wrk)"
+command -v curl >/dev/null || die "curl is required"
+"$PY" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || die "no usable python at PYTHON=$PY"
+mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
+TSV="$OUTDIR/results.tsv"; : > "$TSV"
+
+# ---------------------------------------------------------------- corpus
+SMALL=small-1k.txt; LARGE=large-100m.bin; HUGE=huge-1g.bin
+SMALL_SIZE=1024; LARGE_SIZE=$((100 * 1024 * 1024)); HUGE_SIZE=$((1024 * 1024 * 1024))
+mkdir -p "$ROOT" || die "cannot create $ROOT"
+[ "$(stat -c %s "$ROOT/$SMALL" 2>/dev/null)" = "$SMALL_SIZE" ] ||
+  head -c 2048 /dev/urandom | base64 -w 64 | head -c "$SMALL_SIZE" > "$ROOT/$SMALL"
+[ "$(stat -c %s "$ROOT/$LARGE" 2>/dev/null)" = "$LARGE_SIZE" ] ||
+  head -c "$LARGE_SIZE" /dev/urandom > "$ROOT/$LARGE"
+[ "$(stat -c %s "$ROOT/$HUGE" 2>/dev/null)" = "$HUGE_SIZE" ] ||
+  { rm -f "$ROOT/$HUGE"; truncate -s "$HUGE_SIZE" "$ROOT/$HUGE"; }   # sparse is fine
+chmod -R a+rX "$ROOT"
+# read everything once so the first server measured does not pay for filling the page cache
+timeout 120 cat "$ROOT/$SMALL" "$ROOT/$LARGE" "$ROOT/$HUGE" > /dev/null
+
+# ---------------------------------------------------------------- servers
+server_index() { case $1 in py10) echo 0;; py11) echo 1;; devserve) echo 2;; devserve-quiet) echo 3;; *) return 1;; esac; }
+server_cmd() {  # $1 name, $2 port -> shell command (exec'd, so $! is the server itself)
+  local c
+  case $1 in
+    py10) echo "$PY -m http.server $2 --bind 127.0.0.1 --directory $ROOT" ;;
+    py11) echo "$PY -m http.server $2 --bind 127.0.0.1 --directory $ROOT --protocol HTTP/1.1" ;;
+    devserve) c=${DEVSERVE_CMD//\{port\}/$2}; echo "${c//\{root\}/$ROOT}" ;;
+    devserve-quiet) c=${DEVSERVE_QUIET_CMD//\{port\}/$2}; echo "${c//\{root\}/$ROOT}" ;;
+    *) return 1 ;;
+  esac
+}
+
+# ---------------------------------------------------------------- process helpers (PID-only)
+descendants() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done; }
+tree() { echo "$1"; descendants "$1"; }
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {  # utime+stime of the process tree (stat fields 14,15; comm may contain spaces)
+  local p t=0 v
+  for p in $(tree "$1"); do v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12+$13}'); t=$((t + ${v:-0})); done
+  echo "$t"
+}
+sum_status_kb() {  # $1 field (VmHWM/VmRSS), $2 root pid -> kB summed over the tree
+  local p t=0 v
+  for p in $(tree "$2"); do v=$(awk -v f="$1:" '$1==f{print $2}' "/proc/$p/status" 2>/dev/null); t=$((t + ${v:-0})); done
+  echo "$t"
+}
+# Noise detection. machine_ticks prints "busy total" jiffies summed over all CPUs, where busy
+# is user+nice+system (irq/softirq left out: loopback traffic we cause is accounted there).
+# own_ticks is utime+stime of this shell's reaped descendants (wrk, curl, helpers).
+machine_ticks() { awk '/^cpu /{print $2+$3+$4, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+own_ticks() { sed 's/.*) //' "/proc/$$/stat" | awk '{print $14+$15}'; }
+other_pct() {  # $1 "busy total" before, $2 after, $3 ticks of ours in between -> % of the machine
+  awk -v a="$1" -v b="$2" -v o="$3" 'BEGIN{split(a,x," "); split(b,y," "); t=y[2]-x[2]
+    v = t ? (y[1]-x[1]-o)/t*100 : 0; printf "%.0f", v < 0 ? 0 : v}'
+}
+cpu_busy_pct() {  # whole-machine CPU busy % over $1 seconds while nothing of ours runs
+  local a; a=$(machine_ticks); sleep "$1"; other_pct "$a" "$(machine_ticks)" 0
+}
+reset_hwm() { local p; for p in $(tree "$1"); do echo 5 > "/proc/$p/clear_refs" 2>/dev/null; done; }
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+listener_pids() {  # pids listening on 127.0.0.1:$1 (needs ss; empty if unknown)
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+
+SRV_PID=""
+start_server() {  # $1 name, $2 port
+  local name=$1 port=$2 cmd i p mine
+  cmd=$(server_cmd "$name" "$port") || return 1
+  echo "$cmd" > "$OUTDIR/$name.cmd"
+  (cd "$REPO" && exec bash -c "exec $cmd") >"$OUTDIR/r$ROUND.$name.server.log" 2>&1 &
+  SRV_PID=$!
+  for i in $(seq 1 $((STARTUP_TIMEOUT * 10))); do
+    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/$SMALL"; then
+      # make sure the listener is ours and not something that grabbed the port meanwhile
+      if command -v ss >/dev/null && [ -n "$(listener_pids "$port")" ]; then
+        mine=0
+        for p in $(listener_pids "$port"); do tree "$SRV_PID" | grep -qx "$p" && mine=1; done
+        [ "$mine" = 1 ] || { log "$name: port $port answered, but not by our process"; stop_server; return 1; }
+      fi
+      return 0
+    fi
+    kill -0 "$SRV_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "$name did not come up on 127.0.0.1:$port. Command: $cmd"
+  log "---- last lines of $OUTDIR/r$ROUND.$name.server.log ----"
+  tail -n 25 "$OUTDIR/r$ROUND.$name.server.log" >&2
+  stop_server; return 1
+}
+stop_server() {
+  [ -n "$SRV_PID" ] || return 0
+  local pids i; pids=$(tree "$SRV_PID")
+  kill -TERM $pids 2>/dev/null
+  for i in $(seq 1 50); do kill -0 $pids 2>/dev/null || break; sleep 0.1; done
+  kill -KILL $pids 2>/dev/null
+  wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+}
+trap 'stop_server; exit 130' INT TERM
+trap 'stop_server' EXIT
+
+# ---------------------------------------------------------------- measurement helpers
+ROUND=1
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$2" "$3" "$4" >> "$TSV"; }  # round server workload metric value
+run_wrk() {  # $1 server $2 workload $3 threads $4 conns $5 url
+  local f="$OUTDIR/r$ROUND.$1.$2.wrk" c0 c1 t0 t1 m0 m1 o0 o1
+  c0=$(cpu_ticks "$SRV_PID"); o0=$(own_ticks); m0=$(machine_ticks); t0=$(date +%s%N)
+  timeout -k 5 $((DURATION + 30)) wrk -t"$3" -c"$4" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "$5" > "$f" 2>&1
+  m1=$(machine_ticks); o1=$(own_ticks); c1=$(cpu_ticks "$SRV_PID"); t1=$(date +%s%N)
+  # CPU that neither the server nor wrk used while wrk ran = somebody else's load
+  rec "$1" "$2" other_pct "$(other_pct "$m0" "$m1" $((c1 - c0 + o1 - o0)))"
+  rec "$1" "$2" cpu_s "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", c / hz}')"
+  rec "$1" "$2" cpu_pct "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", c / hz / (ns / 1e9) * 100}')"
+  # wrk units: latency us/ms/s/m -> ms; sizes are 1024-based (B, KB, MB, GB, TB)
+  awk -v r="$ROUND" -v s="$1" -v w="$2" '
+    function ms(x){ if (x ~ /us$/) return x/1000; if (x ~ /ms$/) return x+0; if (x ~ /m$/) return x*60000; if (x ~ /h$/) return x*3600000; if (x ~ /s$/) return x*1000; return x }
+    function bytes(x){ if (x ~ /TB$/) return x*1024^4; if (x ~ /GB$/) return x*1024^3; if (x ~ /MB$/) return x*1024^2; if (x ~ /KB$/) return x*1024; return x+0 }
+    function out(m, v){ printf "%s\t%s\t%s\t%s\t%s\n", r, s, w, m, v }
+    /Requests\/sec:/ { out("rps", $2) }
+    /Transfer\/sec:/ { out("mibps", bytes($2) / 1048576) }
+    / requests in .* read$/ { out("requests", $1); out("bytes", sprintf("%.0f", bytes($(NF-1)))) }
+    /^ +50% / { out("p50ms", ms($2)) }
+    /^ +99% / { out("p99ms", ms($2)) }
+    /Socket errors:/ { gsub(",", ""); err = $4 + $6 + $8 + $10 }
+    /Non-2xx or 3xx/ { non2xx = $NF }
+    END { out("sock_errors", err + 0); out("non2xx", non2xx + 0) }' "$f" >> "$TSV"
+}
+check_get() {  # $1 server $2 url $3 expected file -> records "ok" / what went wrong
+  local got
+  got=$(curl -s -o "$OUTDIR/check.body" --max-time 60 -w '%{http_code}:%{size_download}' "$2")
+  if [ "${got%%:*}" = 200 ] && cmp -s "$OUTDIR/check.body" "$3"; then rec "$1" check "${3##*/}" ok
+  else rec "$1" check "${3##*/}" "bad($got)"; log "WARN $1 GET ${2##*/} -> $got (content mismatch or error)"; fi
+  rm -f "$OUTDIR/check.body"
+}
+
+# ---------------------------------------------------------------- the run
+{
+  echo "date: $(date -Is)"
+  echo "host: nproc=$(nproc) kernel=$(uname -r)"
+  echo "python: $PY ($("$PY" -V 2>&1))"
+  echo "wrk: $(wrk --version 2>&1 | head -n 1)"
+  echo "repo: $REPO @ $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
+  echo "DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS SERVERS=$SERVERS"
+  echo "DEVSERVE_CMD=$DEVSERVE_CMD"
+  echo "DEVSERVE_QUIET_CMD=$DEVSERVE_QUIET_CMD"
+} > "$OUTDIR/meta.txt"
+log "python=$PY duration=${DURATION}s servers='$SERVERS' out=$OUTDIR"
+
+# ports are picked once, so every round uses the same port per server
+declare -A PORT=()
+used_ports=" "
+run_list=""
+for s in $SERVERS; do
+  idx=$(server_index "$s") || { log "unknown server '$s' (known: py10 py11 devserve devserve-quiet)"; continue; }
+  port=$((BASE_PORT + idx * 10))
+  for _ in $(seq 1 10); do
+    if [[ $used_ports == *" $port "* ]] || port_in_use "$port"; then port=$((port + 1)); else break; fi
+  done
+  if port_in_use "$port"; then log "skip $s: no free port near $((BASE_PORT + idx * 10))"; continue; fi
+  used_ports="$used_ports$port "; PORT[$s]=$port; run_list="$run_list $s"
+done
+
+bench_server() {  # $1 name: start, check, warm up, measure, stop
+  local s=$1 port=${PORT[$1]} base code size speed got c0 c1
+  # CPU used by everything else on the machine just before we start (nothing of ours runs)
+  rec "$s" env bg_busy_pct "$(cpu_busy_pct 1)"
+  log "round $ROUND: $s on 127.0.0.1:$port: $(server_cmd "$s" "$port")"
+  start_server "$s" "$port" || { rec "$s" start failed 1; return 1; }
+  base="http://127.0.0.1:$port"
+  rec "$s" start port "$port"
+  rec "$s" idle rss_kb "$(sum_status_kb VmRSS "$SRV_PID")"
+  check_get "$s" "$base/$SMALL" "$ROOT/$SMALL"
+  check_get "$s" "$base/$LARGE" "$ROOT/$LARGE"
+
+  timeout -k 5 $((WARMUP + 20)) wrk -t2 -c32 -d"${WARMUP}s" "$base/$SMALL" > "$OUTDIR/r$ROUND.$s.warmup.wrk" 2>&1
+  log "  1 KiB @32 conns";  run_wrk "$s" small_c32 2 32 "$base/$SMALL"
+  log "  1 KiB @1 conn";    run_wrk "$s" small_c1 1 1 "$base/$SMALL"
+  log "  100 MiB @4 conns"; run_wrk "$s" large_c4 2 4 "$base/$LARGE"
+
+  log "  1 GiB stream (peak RSS)"
+  sleep 0.5                       # let in-flight large responses drain
+  reset_hwm "$SRV_PID"            # VmHWM := current RSS, so the next read is the streaming peak
+  rec "$s" huge rss_before_kb "$(sum_status_kb VmRSS "$SRV_PID")"
+  c0=$(cpu_ticks "$SRV_PID")
+  got=$(curl -s -o /dev/null --max-time 120 -w '%{http_code} %{size_download} %{speed_download}' "$base/$HUGE")
+  c1=$(cpu_ticks "$SRV_PID")
+  read -r code size speed <<< "${got:-000 0 0}"
+  rec "$s" huge peak_rss_kb "$(sum_status_kb VmHWM "$SRV_PID")"
+  rec "$s" huge http "$code"
+  rec "$s" huge bytes "$size"
+  rec "$s" huge mibps "$(awk -v b="$speed" 'BEGIN{printf "%.1f", b / 1048576}')"
+  rec "$s" huge cpu_s "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", c / hz}')"
+  echo "$got" > "$OUTDIR/r$ROUND.$s.huge.curl"
+  [ "$code" = 200 ] && [ "$size" = "$HUGE_SIZE" ] || log "WARN $s 1 GiB stream -> $got"
+  stop_server
+}
+
+for ROUND in $(seq 1 "$ROUNDS"); do
+  order=$run_list
+  # even rounds go backwards so slow drift (thermal, page cache, neighbours) evens out
+  [ $((ROUND % 2)) = 0 ] && order=$(printf '%s\n' $run_list | tac | tr '\n' ' ')
+  for s in $order; do bench_server "$s"; done
+done
+
+# ---------------------------------------------------------------- start-up time
+# `devserve --help` and a completion request against `python -m http.server --help`
+# (hyperfine, from Debian's package; skipped when absent or SKIP_STARTUP=1).
+if [ -z "${SKIP_STARTUP:-}" ] && command -v hyperfine >/dev/null; then
+  DS_BIN=$(dirname "$PY")/devserve
+  [ -x "$DS_BIN" ] || DS_BIN="$PY -m devserve"
+  log "start-up times (hyperfine)"
+  (cd "$REPO" && timeout -k 5 300 hyperfine -N --warmup 3 --runs 20 \
+    --export-json "$OUTDIR/startup.json" \
+    "$PY -m http.server --help" \
+    "$DS_BIN --help" \
+    "env _DEVSERVE_COMPLETE=complete_bash COMP_WORDS='devserve se' COMP_CWORD=1 $DS_BIN" \
+    > "$OUTDIR/startup.txt" 2>&1) || log "WARN hyperfine failed (see $OUTDIR/startup.txt)"
+fi
+
+timeout 60 "$PY" "$BENCH_DIR/report.py" "$TSV" "$OUTDIR" | tee "$OUTDIR/report.md"
+exit "${PIPESTATUS[0]}"
