@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import posixpath
 import pwd
@@ -25,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
+from typing import IO
 
 
 def collapse_url_path(path: str) -> str:
@@ -210,6 +212,19 @@ class ScriptReply:
     reason: str | None
     headers: list[tuple[str, str]]
     location: str | None = None
+    explicit_status: bool = False
+
+    @property
+    def is_local_redirect(self) -> bool:
+        """A ``Location: /path`` alone: the server serves that path itself (6.2.2)."""
+        location = self.location
+        return (
+            location is not None
+            and location.startswith("/")
+            and not location.startswith("//")
+            and not self.explicit_status
+            and len(self.headers) == 1
+        )
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -251,6 +266,7 @@ def parse_script_headers(block: bytes) -> ScriptReply:
             headers.append((name, value))
         else:
             headers.append((name, value))
+    explicit = status is not None
     has_type = any(k.lower() == "content-type" for k, _ in headers)
     if location is not None and status is None:
         status = HTTPStatus.FOUND
@@ -258,7 +274,7 @@ def parse_script_headers(block: bytes) -> ScriptReply:
         if not has_type:
             raise ScriptReplyError("script output has no Content-Type, Location or Status")
         status = HTTPStatus.OK
-    return ScriptReply(status, reason, headers, location)
+    return ScriptReply(status, reason, headers, location, explicit)
 
 
 def is_python_script(path: str) -> bool:
@@ -275,15 +291,75 @@ def is_executable(path: str) -> bool:
     return bool(mode & 0o111)
 
 
-_nobody: int | None = None
-
-
+@functools.cache
 def nobody_uid() -> int:
     """The uid of the user ``nobody``, or 1 + the largest uid when there is none."""
-    global _nobody
-    if _nobody is None:
-        try:
-            _nobody = pwd.getpwnam("nobody")[2]
-        except KeyError:
-            _nobody = 1 + max(entry[2] for entry in pwd.getpwall())
-    return _nobody
+    try:
+        return pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        return 1 + max(entry.pw_uid for entry in pwd.getpwall())
+
+
+@functools.cache
+def nobody_gid() -> int:
+    """The primary group of ``nobody`` (nogroup on Debian), never root's."""
+    try:
+        gid = pwd.getpwnam("nobody").pw_gid
+    except KeyError:
+        gid = 65534
+    return gid if gid != 0 else 65534
+
+
+def shebang(path: str) -> str | None:
+    """The interpreter line of a script (``#!`` stripped), for error messages."""
+    try:
+        with open(path, "rb") as script:
+            first = script.readline(1024)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    return first[2:].strip().decode("utf-8", "replace")
+
+
+class BodyTooLarge(Exception):
+    """A request body over the configured limit (413)."""
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+def dechunk(source: IO[bytes], sink: IO[bytes], limit: int | None) -> int:
+    """Copy a chunked request body (RFC 9112 7.1) from ``source`` to ``sink``.
+
+    Returns the de-chunked length. Raises ValueError for malformed framing and
+    BodyTooLarge past ``limit``; trailers are read and dropped.
+    """
+    total = 0
+    while True:
+        line = source.readline(4096)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated or overlong chunk-size line")
+        size_text = line.split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise ValueError(f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if limit is not None and total > limit:
+            raise BodyTooLarge(total)
+        remaining = size
+        while remaining:
+            data = source.read(min(remaining, 65536))
+            if not data:
+                raise ValueError("truncated chunk")
+            sink.write(data)
+            remaining -= len(data)
+        if source.readline(3) not in (b"\r\n", b"\n"):
+            raise ValueError("chunk not followed by CRLF")
+    for _ in range(100):  # trailer fields, bounded like header fields
+        line = source.readline(65537)
+        if line in (b"\r\n", b"\n", b""):
+            return total
+    raise ValueError("too many trailer fields")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -73,118 +73,193 @@ def main_options(
     """A development web server: serve a folder over HTTP."""
 
 
+# Options shared by `serve` and `cgi`, declared once. Typer reads these
+# annotations at run time, hence Optional[...] rather than "X | None".
+Directory = Annotated[Path, typer.Argument(help="Folder to serve.", show_default=True)]
+PortOption = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--port",
+        "-p",
+        help="Port to listen on; 0 picks any free port. [default: 8000, or the next free one]",
+    ),
+]
+BindOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--bind",
+        "-b",
+        metavar="ADDRESS",
+        help="Address to listen on, IPv4 or IPv6 (:: also accepts IPv4). [default: 127.0.0.1]",
+    ),
+]
+LanOption = Annotated[
+    bool,
+    typer.Option("--lan", help="Listen on every interface; print the LAN URLs and a QR code."),
+]
+ProtocolOption = Annotated[Protocol, typer.Option("--protocol", help="HTTP version to speak.")]
+OpenOption = Annotated[bool, typer.Option("--open", help="Open the default browser on the URL.")]
+CorsOption = Annotated[
+    bool,
+    typer.Option("--cors", help="Allow cross-origin requests (Access-Control-Allow-Origin: *)."),
+]
+HeaderOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--header", "-H", metavar="'NAME: VALUE'", help="Add a response header (repeatable)."
+    ),
+]
+SpaOption = Annotated[
+    bool,
+    typer.Option("--spa", help="Single-page app: unknown routes answer index.html with 200."),
+]
+NoListingOption = Annotated[
+    bool, typer.Option("--no-listing", help="Never list directories (404 instead).")
+]
+ShowHiddenOption = Annotated[
+    bool,
+    typer.Option("--show-hidden", help="List and serve dotfiles (by default only .well-known/)."),
+]
+FollowSymlinksOption = Annotated[
+    bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead outside the folder.")
+]
+TlsCertOption = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
+]
+TlsKeyOption = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--tls-key", help="Private key for --tls-cert (PEM)."),
+]
+TlsPasswordOption = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--tls-password-file", help="File holding the key's password."),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No request log.")]
+LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="Request log style.")]
+
+
 @app.command()
 def serve(
-    directory: Annotated[
-        Path,
-        typer.Argument(help="Folder to serve.", show_default=True),
-    ] = Path("."),
-    port: Annotated[
-        Optional[int],  # noqa: UP045 - Typer reads the annotation at run time
-        typer.Option(
-            "--port",
-            "-p",
-            help="Port to listen on; 0 picks any free port. [default: 8000, or the next free one]",
-        ),
-    ] = None,
-    bind: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--bind",
-            "-b",
-            metavar="ADDRESS",
-            help="Address to listen on, IPv4 or IPv6 (:: also accepts IPv4). [default: 127.0.0.1]",
-        ),
-    ] = None,
-    lan: Annotated[
-        bool,
-        typer.Option(
-            "--lan", help="Listen on every interface and print the LAN URLs and a QR code."
-        ),
-    ] = False,
-    protocol: Annotated[
-        Protocol, typer.Option("--protocol", help="HTTP version to speak.")
-    ] = Protocol.http11,
-    open_browser: Annotated[
-        bool, typer.Option("--open", help="Open the default browser on the URL.")
-    ] = False,
-    cors: Annotated[
-        bool,
-        typer.Option(
-            "--cors", help="Allow cross-origin requests (Access-Control-Allow-Origin: *)."
-        ),
-    ] = False,
-    header: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--header",
-            "-H",
-            metavar="'NAME: VALUE'",
-            help="Add a response header (repeatable).",
-        ),
-    ] = None,
-    spa: Annotated[
-        bool,
-        typer.Option("--spa", help="Single-page app: unknown routes answer index.html with 200."),
-    ] = False,
-    no_listing: Annotated[
-        bool, typer.Option("--no-listing", help="Never list directories (404 instead).")
-    ] = False,
-    show_hidden: Annotated[
-        bool,
-        typer.Option(
-            "--show-hidden", help="List and serve dotfiles (by default only .well-known/)."
-        ),
-    ] = False,
-    follow_symlinks: Annotated[
-        bool,
-        typer.Option("--follow-symlinks", help="Follow symlinks that lead outside the folder."),
-    ] = False,
-    tls_cert: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
-    ] = None,
-    tls_key: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--tls-key", help="Private key for --tls-cert (PEM)."),
-    ] = None,
-    tls_password_file: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--tls-password-file", help="File holding the key's password."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No request log.")] = False,
-    log_format: Annotated[
-        LogFormat, typer.Option("--log-format", help="Request log style.")
-    ] = LogFormat.pretty,
+    directory: Directory = Path("."),
+    port: PortOption = None,
+    bind: BindOption = None,
+    lan: LanOption = False,
+    protocol: ProtocolOption = Protocol.http11,
+    open_browser: OpenOption = False,
+    cors: CorsOption = False,
+    header: HeaderOption = None,
+    spa: SpaOption = False,
+    no_listing: NoListingOption = False,
+    show_hidden: ShowHiddenOption = False,
+    follow_symlinks: FollowSymlinksOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_password_file: TlsPasswordOption = None,
+    quiet: QuietOption = False,
+    log_format: LogFormatOption = LogFormat.pretty,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
+    _run(locals(), None)
+
+
+@app.command()
+def cgi(
+    directory: Directory = Path("."),
+    cgi_dir: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--cgi-dir",
+            metavar="URL-PATH",
+            help="URL folder whose files run as CGI scripts (repeatable). "
+            "[default: /cgi-bin and /htbin]",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Seconds a script may run before it is killed."),
+    ] = 60.0,
+    env: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--env", metavar="NAME=VALUE", help="Set a variable for scripts (repeatable)."
+        ),
+    ] = None,
+    pass_env: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--pass-env",
+            metavar="NAME",
+            help="Hand this variable of devserve's environment to scripts (repeatable; "
+            "PATH, LANG, LC_ALL and TZ always are).",
+        ),
+    ] = None,
+    max_body: Annotated[
+        int,
+        typer.Option("--max-body", min=0, metavar="BYTES", help="Largest request body accepted."),
+    ] = 1024**3,
+    port: PortOption = None,
+    bind: BindOption = None,
+    lan: LanOption = False,
+    protocol: ProtocolOption = Protocol.http11,
+    open_browser: OpenOption = False,
+    cors: CorsOption = False,
+    header: HeaderOption = None,
+    spa: SpaOption = False,
+    no_listing: NoListingOption = False,
+    show_hidden: ShowHiddenOption = False,
+    follow_symlinks: FollowSymlinksOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_password_file: TlsPasswordOption = None,
+    quiet: QuietOption = False,
+    log_format: LogFormatOption = LogFormat.pretty,
+) -> None:
+    """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
+    options = locals()
+    _run(options, options)
+
+
+def _run(options: dict[str, Any], cgi_options: dict[str, Any] | None) -> None:
+    """Build the configuration from parsed options, serve, and map errors to exit codes."""
     from devserve import serving
     from devserve.console import RequestLog, make_console, print_error
 
     console = make_console()
     try:
-        headers = tuple(serving.parse_header(text) for text in header or ())
+        headers = tuple(serving.parse_header(text) for text in options["header"] or ())
+        cgi = None
+        if cgi_options is not None:
+            cgi = serving.CGIConfig(
+                directories=tuple(cgi_options["cgi_dir"] or serving.CGIConfig.directories),
+                timeout=cgi_options["timeout"],
+                env=tuple(serving.parse_env(text) for text in cgi_options["env"] or ()),
+                pass_env=tuple(cgi_options["pass_env"] or ()),
+                max_body=cgi_options["max_body"],
+            )
     except serving.ServeError as error:
         print_error(console, str(error))
         raise typer.Exit(1) from None
+    log_format: LogFormat = options["log_format"]
     config = serving.ServeConfig(
-        directory=directory,
-        port=port,
-        bind=bind,
-        lan=lan,
-        protocol=protocol.value,
-        open_browser=open_browser,
-        cors=cors,
+        directory=options["directory"],
+        port=options["port"],
+        bind=options["bind"],
+        lan=options["lan"],
+        protocol=options["protocol"].value,
+        open_browser=options["open_browser"],
+        cors=options["cors"],
         headers=headers,
-        spa=spa,
-        listing=not no_listing,
-        show_hidden=show_hidden,
-        follow_symlinks=follow_symlinks,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_password_file=tls_password_file,
-        quiet=quiet,
+        spa=options["spa"],
+        listing=not options["no_listing"],
+        show_hidden=options["show_hidden"],
+        follow_symlinks=options["follow_symlinks"],
+        tls_cert=options["tls_cert"],
+        tls_key=options["tls_key"],
+        tls_password_file=options["tls_password_file"],
+        quiet=options["quiet"],
         log_format=log_format.value,
+        cgi=cgi,
     )
     log = RequestLog(console, log_format.value)
     log.start()

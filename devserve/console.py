@@ -57,6 +57,9 @@ THEME = Theme(
 
 _STYLE_NAMES = tuple(str(name) for name in THEME.styles)
 
+# Seconds the log thread waits between batches (a line shows up at most this late).
+_BATCH_PAUSE = 0.02
+
 
 def make_console(file: TextIO | None = None) -> Console:
     """The one console the CLI creates and passes down (honours NO_COLOR and FORCE_COLOR).
@@ -151,6 +154,9 @@ class RequestLog:
                 self._write(text)
             if done:
                 return
+            # Let lines gather: one wake-up and one write per batch instead of per
+            # request keeps the log thread off the request threads' GIL.
+            time.sleep(_BATCH_PAUSE)
 
     def _write(self, text: str) -> None:
         try:
@@ -171,6 +177,15 @@ class RequestLog:
         pair = self._ansi.get(style)
         return f"{pair[0]}{text}{pair[1]}" if pair else text
 
+    _clock_cache: tuple[int, str] = (-1, "")
+
+    def _clock(self, when: float) -> str:
+        """HH:MM:SS of ``when``, formatted once per second."""
+        second = int(when)
+        if self._clock_cache[0] != second:
+            self._clock_cache = (second, time.strftime("%H:%M:%S", time.localtime(second)))
+        return self._clock_cache[1]
+
     def render_request(self, record: RequestRecord) -> str:
         if self.format == "json":
             return _json_line(
@@ -189,10 +204,10 @@ class RequestLog:
         paint = self._paint
         status_style = f"devserve.status.{record.status // 100}xx"
         parts = [
-            paint("devserve.time", time.strftime("%H:%M:%S", time.localtime(record.when))),
-            paint("devserve.client", scrub_control_chars(record.client)),
-            paint("devserve.method", scrub_control_chars(record.method)),
-            paint("devserve.path", scrub_control_chars(record.path)),
+            paint("devserve.time", self._clock(record.when)),
+            paint("devserve.client", scrub(record.client)),
+            paint("devserve.method", scrub(record.method)),
+            paint("devserve.path", scrub(record.path)),
             paint(status_style, str(record.status)),
             paint("devserve.size", format_size(record.size)),
             paint("devserve.duration", f"{record.duration * 1000:.1f} ms"),
@@ -200,7 +215,7 @@ class RequestLog:
         if record.served:
             parts.append(paint("devserve.served", record.served))
         if record.note:
-            parts.append(paint("devserve.note", scrub_control_chars(record.note)))
+            parts.append(paint("devserve.note", scrub(record.note)))
         return " ".join(parts) + "\n"
 
     def render_event(self, event: LogEvent) -> str:
@@ -296,7 +311,13 @@ class RequestLog:
 
 
 def scrub(text: str) -> str:
-    """Network text made safe for a terminal (control characters escaped)."""
+    """Network text made safe for a terminal (control characters escaped).
+
+    Printable text (the usual case) has no control characters and no backslash to
+    escape, so it is returned as is without a translate pass.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
     return scrub_control_chars(text)
 
 

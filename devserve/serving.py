@@ -33,6 +33,7 @@ from devserve._protocol import check_header_field
 from devserve._suggest import suggest_path
 from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
 from devserve.server import (
+    CGIHTTPRequestHandler,
     HTTPServer,
     SimpleHTTPRequestHandler,
     ThreadingHTTPServer,
@@ -48,6 +49,21 @@ LOOPBACK = "127.0.0.1"
 SHUTDOWN_GRACE = 5.0
 
 _CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
+
+
+@dataclass(frozen=True)
+class CGIConfig:
+    """What `devserve cgi` adds to `serve`."""
+
+    directories: tuple[str, ...] = ("/cgi-bin", "/htbin")
+    timeout: float = 60.0
+    env: tuple[tuple[str, str], ...] = ()
+    pass_env: tuple[str, ...] = ()
+    max_body: int = 1024**3
+
+
+# The server's variables every script gets (PATH finds interpreters in #! lines).
+CGI_BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 class ServeError(Exception):
@@ -76,6 +92,7 @@ class ServeConfig:
     tls_password_file: Path | None = None
     quiet: bool = False
     log_format: str = "pretty"
+    cgi: CGIConfig | None = None
 
     @property
     def scheme(self) -> str:
@@ -104,6 +121,14 @@ def parse_header(text: str) -> tuple[str, str]:
         check_header_field(name, value)
     except ValueError:
         raise ServeError(f"malformed --header {text!r}: control characters") from None
+    return name, value
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    """A ``--env NAME=VALUE`` option as (name, value), or ServeError."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise ServeError(f"malformed --env {text!r} (expected NAME=VALUE)")
     return name, value
 
 
@@ -148,8 +173,16 @@ def make_handler(
     def visible(name: str) -> bool:
         return config.show_hidden or not is_hidden_name(name)
 
+    cgi = config.cgi
+
     class DevHandler(base):  # type: ignore[valid-type,misc]
         protocol_version = config.protocol
+        if cgi is not None:
+            cgi_directories = list(cgi.directories)
+            cgi_timeout = cgi.timeout
+            cgi_max_body = cgi.max_body
+            cgi_pass_env = (*CGI_BASE_ENV, *cgi.pass_env)
+            cgi_extra_env = dict(cgi.env)
         server_version = f"devserve/{__version__}"
         show_hidden = config.show_hidden
         list_directories = config.listing
@@ -304,6 +337,11 @@ def create_server(
         raise ServeError("use either --lan or --bind, not both")
     root = check_directory(config.directory)
     tls = _tls_options(config)
+    if config.cgi is not None:
+        for directory in config.cgi.directories:
+            if not directory.startswith("/") or directory == "/":
+                raise ServeError(f"--cgi-dir must be a URL folder like /cgi-bin, not {directory!r}")
+        handler_base = CGIHTTPRequestHandler
     handler = make_handler(config, str(root), report, stats, handler_base)
     base: type[HTTPServer] = ThreadingHTTPSServer if tls else ThreadingHTTPServer
     server_class = _server_class(base, report, stats)
@@ -378,6 +416,8 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         options.append("symlinks leave the root")
     if config.headers:
         options.append(f"{len(config.headers)} extra header(s)")
+    if config.cgi is not None:
+        options.append(f"cgi: {', '.join(config.cgi.directories)} ({config.cgi.timeout:g} s)")
     if config.protocol != "HTTP/1.1":
         options.append(config.protocol)
     return ReadyInfo(

@@ -1,0 +1,361 @@
+"""SimpleHTTPRequestHandler: files, listings, validators and ranges.
+
+Part of the documented API re-exported by `devserve.server`; see there.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import stat
+import sys
+import urllib.parse
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import IO, Any, ClassVar, cast
+
+from devserve._base import BaseHTTPRequestHandler, Body, __version__
+from devserve._io import FileSlice, MultipartBody, OpenFile, SocketWriter
+from devserve._listing import Entry, render_listing
+from devserve._mime import ENCODINGS_MAP
+from devserve._mime import guess_type as _guess_type
+from devserve._paths import (
+    SymlinkPolicy,
+    is_hidden,
+    is_hidden_name,
+    symlink_allowed,
+    url_to_fs_path,
+)
+from devserve._protocol import (
+    Unsatisfiable,
+    etag_matches,
+    make_etag,
+    parse_http_date,
+    parse_ranges,
+)
+
+# =========================================================================== static files
+
+
+class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
+    """Serve files from ``directory`` (documented).
+
+    Beyond the stdlib: ETag/If-None-Match, If-Match/If-Unmodified-Since, byte
+    ranges (single and multipart) with If-Range, zero-copy bodies, web-correct
+    MIME types, and the ``follow_symlinks`` policy (links must stay inside the
+    root by default, where the stdlib follows every link).
+    """
+
+    server_version = "SimpleHTTP/" + __version__
+    index_pages: ClassVar[tuple[str, ...]] = ("index.html", "index.htm")
+    extensions_map: ClassVar[dict[str, str]] = dict(ENCODINGS_MAP)
+    # "inside" (default): follow a link only when its target stays inside the
+    # served directory; "always": the stdlib's behaviour; "never": no links.
+    follow_symlinks: ClassVar[SymlinkPolicy] = "inside"
+    # devserve's options; the defaults keep the documented behaviour.
+    show_hidden: ClassVar[bool] = True  # False: dotfiles are neither listed nor served
+    list_directories: ClassVar[bool] = True  # False: a directory without index is 404
+    spa_fallback: ClassVar[str | None] = None  # e.g. "index.html" for single-page apps
+    # What answered the last request: file, index, listing, spa, redirect, cgi.
+    answered_by = ""
+    _opened: tuple[OpenFile, os.stat_result] | None = None
+
+    def __init__(
+        self,
+        *args: Any,
+        directory: str | os.PathLike[str] | None = None,
+        response_headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if directory is None:
+            directory = os.getcwd()
+        self.directory = os.fspath(directory)
+        self.response_headers = response_headers
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        """Serve a GET: headers from send_head, then the body via copyfile (documented)."""
+        self._hold_headers = True
+        self._opened = None
+        f = self.send_head()
+        if f:
+            try:
+                self.copyfile(f, self.wfile)
+            finally:
+                f.close()
+                self._opened = None
+
+    def do_HEAD(self) -> None:
+        """Serve a HEAD: the headers a GET would get (documented)."""
+        self._hold_headers = True
+        f = self.send_head()
+        if f:
+            f.close()
+
+    def send_head(self) -> Body | None:
+        """Send the status and headers for the request; return the body to copy, or None.
+
+        Keeps the documented contract (redirect for a directory without a slash,
+        index pages, listing, 404, If-Modified-Since → 304).
+        """
+        self.answered_by = ""
+        path = self.translate_path(self.path)
+        # Open first, then look: one open and one fstat answer "exists? directory?
+        # regular file?" and the symlink check reads where the open descriptor
+        # really points. Every syscall here lets the GIL go, so fewer is faster.
+        opened = self._open_servable(path)
+        if opened is None:
+            return self._not_found()
+        fd, st = opened
+        if stat.S_ISDIR(st.st_mode):
+            os.close(fd)
+            parts = urllib.parse.urlsplit(self.path)
+            if not parts.path.endswith("/"):
+                self.answered_by = "redirect"
+                self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+                new_url = urllib.parse.urlunsplit(
+                    (parts[0], parts[1], parts[2] + "/", parts[3], parts[4])
+                )
+                self.send_header("Location", new_url)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            for name in self.index_pages:
+                index = os.path.join(path, name)
+                opened = self._open_servable(index)
+                if opened is not None and stat.S_ISREG(opened[1].st_mode):
+                    path, (fd, st) = index, opened
+                    self.answered_by = "index"
+                    break
+                if opened is not None:
+                    os.close(opened[0])
+            else:
+                if not self.list_directories:
+                    return self._not_found()
+                self.answered_by = "listing"
+                return self.list_directory(path)
+        if not stat.S_ISREG(st.st_mode) or path.endswith("/"):
+            os.close(fd)  # FIFOs and devices are never opened for reading
+            return self._not_found()
+        return self._serve_opened(path, fd, st, self.answered_by or "file")
+
+    def _open_servable(self, path: str) -> tuple[int, os.stat_result] | None:
+        """Open ``path`` if it exists and the policies allow it; None otherwise."""
+        if "\x00" in path:
+            return None
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except (OSError, ValueError):
+            return None
+        try:
+            st = os.fstat(fd)
+            if self._may_serve(path, fd):
+                return fd, st
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+    def _serve_opened(self, path: str, fd: int, st: os.stat_result, kind: str) -> Body | None:
+        f = OpenFile(fd, path)
+        self.answered_by = kind
+        self._opened = (f, st)
+        try:
+            return self._send_file_head(f, st, self.guess_type(path))
+        except BaseException:
+            f.close()
+            raise
+
+    def _not_found(self) -> Body | None:
+        """404, or the single-page-app entry point for a route the app handles itself."""
+        fallback = self.spa_fallback
+        if fallback is not None and self._is_app_route():
+            path = os.path.join(self.directory, fallback)
+            opened = self._open_servable(path)
+            if opened is not None and stat.S_ISREG(opened[1].st_mode):
+                return self._serve_opened(path, opened[0], opened[1], "spa")
+            if opened is not None:
+                os.close(opened[0])
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+        return None
+
+    def _is_app_route(self) -> bool:
+        """A path the page's router handles: no file suffix, or a browser asking for HTML.
+
+        A missing asset (``/app.js``) stays a 404 instead of turning into HTML.
+        """
+        last = urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1]
+        return "." not in last or "text/html" in self.headers.get("Accept", "")
+
+    def _may_serve(self, path: str, fd: int | None = None) -> bool:
+        """Whether the hidden-file and symlink policies let ``path`` be served.
+
+        ``fd``, an open descriptor of ``path``, makes the symlink check one syscall.
+        """
+        if not self.show_hidden and is_hidden(path, self.directory):
+            return False
+        try:
+            return symlink_allowed(path, self.directory, self.follow_symlinks, fd)
+        except (OSError, ValueError):
+            return False
+
+    def _send_file_head(self, f: OpenFile, fs: os.stat_result, ctype: str) -> Body | None:
+        size = fs.st_size
+        etag = make_etag(fs.st_mtime_ns, size, fs.st_ino)
+        mtime = int(fs.st_mtime)
+        headers = self.headers
+
+        failed = self._precondition_failed(etag, mtime)
+        if failed:
+            f.close()
+            self.send_error(HTTPStatus.PRECONDITION_FAILED)
+            return None
+        if self._not_modified(etag, mtime):
+            f.close()
+            self.send_response(HTTPStatus.NOT_MODIFIED)
+            self.send_header("ETag", etag)
+            self._send_extra_headers()
+            self.end_headers()
+            return None
+
+        range_header = headers.get("Range") if self.command == "GET" else None
+        if range_header is not None and self._range_applies(etag, mtime):
+            try:
+                ranges = parse_ranges(range_header, size)
+            except Unsatisfiable:
+                f.close()
+                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            if ranges is not None:
+                self.send_response(HTTPStatus.PARTIAL_CONTENT)
+                body: Body
+                if len(ranges) == 1:
+                    body = FileSlice(f, ranges[0].first, ranges[0].length)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Range", ranges[0].content_range(size))
+                    self.send_header("Content-Length", str(ranges[0].length))
+                else:
+                    boundary = secrets.token_hex(12)
+                    parts: list[bytes | FileSlice] = []
+                    for item in ranges:
+                        parts.append(
+                            f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\n"
+                            f"Content-Range: {item.content_range(size)}\r\n\r\n".encode("latin-1")
+                        )
+                        parts.append(FileSlice(f, item.first, item.length))
+                    parts.append(f"\r\n--{boundary}--\r\n".encode("latin-1"))
+                    multipart = MultipartBody(parts, f)
+                    body = multipart
+                    self.send_header("Content-Type", f"multipart/byteranges; boundary={boundary}")
+                    self.send_header("Content-Length", str(multipart.length))
+                self._send_validators(etag, fs.st_mtime)
+                self.end_headers()
+                return body
+
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-type", ctype)
+        self.send_header("Content-Length", str(size))
+        self._send_validators(etag, fs.st_mtime)
+        self.end_headers()
+        return f
+
+    def _send_validators(self, etag: str, mtime: float) -> None:
+        self.send_header("Last-Modified", self.date_time_string(mtime))
+        self.send_header("ETag", etag)
+        self.send_header("Accept-Ranges", "bytes")
+        self._send_extra_headers()
+
+    def _send_extra_headers(self) -> None:
+        """The ``response_headers`` given to the handler (Python 3.15's --header)."""
+        if self.response_headers:
+            for name, value in self.response_headers.items():
+                self.send_header(name, value)
+
+    def _precondition_failed(self, etag: str, mtime: int) -> bool:
+        """RFC 9110 13.2.2 steps 1-2: If-Match, else If-Unmodified-Since."""
+        if_match = self.headers.get("If-Match")
+        if if_match is not None:
+            return not etag_matches(if_match, etag, weak=False)
+        since = self.headers.get("If-Unmodified-Since")
+        if since is not None:
+            limit = parse_http_date(since)
+            return limit is not None and mtime > limit
+        return False
+
+    def _not_modified(self, etag: str, mtime: int) -> bool:
+        """RFC 9110 13.2.2 steps 3-4: If-None-Match, else If-Modified-Since (documented)."""
+        if_none_match = self.headers.get("If-None-Match")
+        if if_none_match is not None:
+            return etag_matches(if_none_match, etag, weak=True)
+        since = self.headers.get("If-Modified-Since")
+        if since is not None:
+            limit = parse_http_date(since)
+            return limit is not None and mtime <= limit
+        return False
+
+    def _range_applies(self, etag: str, mtime: int) -> bool:
+        """If-Range: the range is honoured only if the validator still matches."""
+        if_range = self.headers.get("If-Range")
+        if if_range is None:
+            return True
+        if_range = if_range.strip()
+        if if_range.startswith(('"', "W/")):
+            return if_range == etag
+        date = parse_http_date(if_range)
+        return date is not None and int(date) == mtime
+
+    def list_directory(self, path: str | os.PathLike[str]) -> Body | None:
+        """Send the headers of a listing of ``path``; return its body (documented)."""
+        try:
+            with os.scandir(path) as it:
+                entries = [_entry(item) for item in it if self._listed(item.name)]
+        except OSError:
+            self.send_error(HTTPStatus.NOT_FOUND, "No permission to list directory")
+            return None
+        encoding = sys.getfilesystemencoding()
+        body = render_listing(self.path, entries, encoding)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-type", f"text/html; charset={encoding}")
+        self.send_header("Content-Length", str(len(body)))
+        self._send_extra_headers()
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def _listed(self, name: str) -> bool:
+        """Whether a directory entry appears in listings (hook for subclasses)."""
+        return self.show_hidden or not is_hidden_name(name)
+
+    def translate_path(self, path: str) -> str:
+        """Map a URL path to a filesystem path below ``directory`` (documented)."""
+        return url_to_fs_path(path, self.directory)
+
+    def copyfile(self, source: Body, outputfile: Body) -> None:
+        """Copy ``source`` to ``outputfile`` (documented); zero-copy to the socket."""
+        if isinstance(outputfile, SocketWriter):
+            opened = self._opened
+            size = opened[1].st_size if opened is not None and opened[0] is source else None
+            outputfile.send_body(source, size)
+        else:
+            shutil.copyfileobj(cast(IO[bytes], source), cast(IO[bytes], outputfile))
+
+    def guess_type(self, path: str | os.PathLike[str]) -> str:
+        """The content type of ``path``: ``extensions_map`` first, then web defaults."""
+        return _guess_type(os.fspath(path), self.extensions_map)
+
+
+def _entry(item: os.DirEntry[str]) -> Entry:
+    try:
+        is_dir = item.is_dir()
+    except OSError:
+        is_dir = False
+    return Entry(item.name, is_dir, item.is_symlink())
+
+
+# O_NONBLOCK keeps a FIFO from blocking the open (it is refused right after); it has
+# no effect on regular files, so the descriptor is read as usual.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
