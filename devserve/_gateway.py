@@ -73,6 +73,28 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             return None
         return super().send_head()
 
+    def handle_expect_100(self) -> bool:
+        """Say 100 Continue only for a body the gateway will accept (documented hook).
+
+        A body over ``cgi_max_body``, or in a transfer coding the gateway cannot
+        read, gets its final status at once instead of an invitation to upload it.
+        """
+        if self.is_cgi():
+            coding = self.headers.get("Transfer-Encoding")
+            if coding is not None and coding.strip().lower() != "chunked":
+                self.close_connection = True
+                self.send_error(
+                    HTTPStatus.NOT_IMPLEMENTED, f"Unsupported transfer coding {coding!r}"
+                )
+                return False
+            length = (self.headers.get("Content-Length") or "").strip()
+            limit = self.cgi_max_body
+            if limit is not None and length.isdigit() and int(length) > limit:
+                self.close_connection = True
+                self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request body too large")
+                return False
+        return super().handle_expect_100()
+
     def is_cgi(self) -> bool:
         """Whether the path is in a CGI directory; sets ``cgi_info`` (documented)."""
         found = _cgi.find_cgi_directory(_cgi.collapse_url_path(self.path), self.cgi_directories)
