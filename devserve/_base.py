@@ -9,6 +9,7 @@ import contextlib
 import html
 import http.client
 import io
+import math
 import os
 import socket
 import socketserver
@@ -23,7 +24,7 @@ from email.policy import compat32
 from http import HTTPStatus
 from typing import IO, Any, ClassVar, TypeAlias
 
-from devserve._io import SocketWriter
+from devserve._io import SocketWriter, TruncatedBody
 from devserve._protocol import (
     CONTROL_CHAR_TABLE,
     MAX_HEADERS,
@@ -71,12 +72,20 @@ class HTTPServer(socketserver.TCPServer):
     """A TCPServer that stores ``server_name`` and ``server_port`` (documented).
 
     Beyond the stdlib: an IPv6 address selects AF_INET6 by itself (``::`` also
-    accepts IPv4), the listen backlog is 128 instead of 5, and a client that
-    disconnects mid-response is not reported as an error.
+    accepts IPv4), the listen backlog is 128 instead of 5, a client that
+    disconnects mid-response is not reported as an error, and three optional
+    limits (all off by default, as in the stdlib) bound what clients can hold:
+    ``request_timeout``, ``idle_timeout`` and ``max_connections``.
     """
 
     allow_reuse_address = True
     request_queue_size = 128
+    # Seconds a client has to send its request line and headers (slowloris).
+    request_timeout: float | None = None
+    # Seconds a kept-alive connection may wait for its next request.
+    idle_timeout: float | None = None
+    # Open connections beyond this are answered 503 and closed at once.
+    max_connections: int | None = None
     server_name: str
     server_port: int
 
@@ -89,8 +98,14 @@ class HTTPServer(socketserver.TCPServer):
         host = str(server_address[0]) if server_address else ""
         if ":" in host and self.address_family == socket.AF_INET:
             self.address_family = socket.AF_INET6
-        self._connections: dict[socket.socket, bool] = {}
+        # connection -> (state, deadline); states: first, next (waiting for a
+        # request line), headers (reading them), busy (handling a request).
+        self._connections: dict[socket.socket, tuple[str, float]] = {}
+        self._accepted: set[socket.socket] = set()
+        self._reaped: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
+        self._closing = threading.Event()
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
 
     def server_bind(self) -> None:
@@ -109,15 +124,63 @@ class HTTPServer(socketserver.TCPServer):
             return
         super().handle_error(request, client_address)
 
-    # -- connection bookkeeping, so a shutdown need not wait on idle keep-alives
+    # -- the connection limit
 
-    def _track(self, connection: socket.socket, idle: bool) -> None:
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Accept the connection unless ``max_connections`` are already open."""
+        limit = self.max_connections
+        if limit is None:
+            return True
         with self._connections_lock:
-            self._connections[connection] = idle
+            full = len(self._accepted) >= limit
+            if not full:
+                self._accepted.add(request)
+        if full:
+            _refuse_busy(request)
+        return not full
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._accepted.discard(request)
+        super().shutdown_request(request)
+
+    # -- connection bookkeeping: deadlines, and shutdowns that need not wait
+
+    def _track(self, connection: socket.socket, state: str) -> None:
+        if state == "busy":
+            deadline = math.inf
+        else:
+            limit = self.idle_timeout if state == "next" else self.request_timeout
+            deadline = math.inf if limit is None else time.monotonic() + limit
+        with self._connections_lock:
+            self._connections[connection] = (state, deadline)
+            if deadline != math.inf and self._reaper is None:
+                self._reaper = threading.Thread(
+                    target=self._reap, name="devserve-reaper", daemon=True
+                )
+                self._reaper.start()
 
     def _untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.pop(connection, None)
+            self._reaped.discard(connection)
+
+    def _was_reaped(self, connection: socket.socket) -> bool:
+        with self._connections_lock:
+            return connection in self._reaped
+
+    def _reap(self) -> None:
+        """Close connections that outstayed their deadline (one thread for all)."""
+        while not self._closing.wait(0.1):
+            now = time.monotonic()
+            with self._connections_lock:
+                late = [c for c, (_, deadline) in self._connections.items() if deadline < now]
+                for conn in late:
+                    self._connections[conn] = ("busy", math.inf)
+                    self._reaped.add(conn)
+            for conn in late:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
 
     def connection_count(self) -> int:
         """How many client connections are open (busy or idle)."""
@@ -130,15 +193,36 @@ class HTTPServer(socketserver.TCPServer):
         Their handler threads then finish on their own; returns how many.
         """
         with self._connections_lock:
-            chosen = [c for c, waiting in self._connections.items() if waiting or not idle_only]
+            chosen = [
+                conn
+                for conn, (state, _) in self._connections.items()
+                if not idle_only or state in ("first", "next")
+            ]
         for conn in chosen:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         return len(chosen)
 
     def server_close(self) -> None:
+        self._closing.set()
         self.close_connections(idle_only=True)
         super().server_close()
+
+
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    b"Server is too busy.\n"
+)
+
+
+def _refuse_busy(request: Any) -> None:
+    """Tell an over-the-limit client 503 without ever blocking the accept loop."""
+    if isinstance(request, ssl.SSLSocket):
+        return  # no handshake yet: the plain close is all it can get
+    with contextlib.suppress(OSError):
+        request.setblocking(False)
+        request.send(_BUSY_RESPONSE)
 
 
 class ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
@@ -264,16 +348,19 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         """Handle requests until the connection should close (documented)."""
         track = getattr(self.server, "_track", None)
         try:
+            if track is not None:
+                track(self.connection, "first")
             if isinstance(self.connection, ssl.SSLSocket):
                 self.connection.do_handshake()
             self.close_connection = True
-            if track is not None:
-                track(self.connection, True)
             self.handle_one_request()
             while not self.close_connection:
                 if track is not None:
-                    track(self.connection, True)
+                    track(self.connection, "next")
                 self.handle_one_request()
+        except TruncatedBody as error:
+            self.close_connection = True
+            self.log_error("%s: %s", self.path, error)
         except _CLIENT_GONE:
             self.close_connection = True
         finally:
@@ -288,8 +375,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         try:
             self.raw_requestline = self.rfile.readline(MAX_LINE + 1)
             track = getattr(self.server, "_track", None)
-            if track is not None:
-                track(self.connection, False)
+            if track is not None and self.raw_requestline:
+                track(self.connection, "headers")
             if len(self.raw_requestline) > MAX_LINE:
                 self.requestline = ""
                 self.request_version = ""
@@ -301,6 +388,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                 return
             if not self.parse_request():
                 return
+            if track is not None:
+                track(self.connection, "busy")
             assert self.command is not None
             method = getattr(self, "do_" + self.command, None)
             if method is None:
@@ -403,6 +492,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                     "Too many headers",
                     f"got more than {MAX_HEADERS} headers",
                 )
+            if not line and self._reaped():
+                raise TimeoutError("request headers did not arrive in time")
             if line in (b"\r\n", b"\n", b""):
                 break
             lines.append(line)
@@ -413,6 +504,11 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                 return message
         text = b"".join([*lines, b"\r\n"]).decode("iso-8859-1")
         return Parser(_class=self.MessageClass).parsestr(text)
+
+    def _reaped(self) -> bool:
+        """Whether the server closed this connection for being too slow."""
+        was_reaped = getattr(self.server, "_was_reaped", None)
+        return bool(was_reaped is not None and was_reaped(self.connection))
 
     def handle_expect_100(self) -> bool:
         """Answer ``100 Continue`` and go on (documented; override to refuse)."""

@@ -33,6 +33,13 @@ SMALL_BODY = 64 * 1024
 CHUNK = 64 * 1024
 
 
+class TruncatedBody(ConnectionAbortedError):
+    """The file changed under the response: fewer bytes than promised were sent.
+
+    The connection must close, or the client would wait for the missing bytes.
+    """
+
+
 class SocketWriter(io.BufferedIOBase):
     """A write-through binary stream over a socket that can hold header bytes back."""
 
@@ -78,10 +85,16 @@ class SocketWriter(io.BufferedIOBase):
     def send_file(self, file: Readable, offset: int, count: int) -> None:
         """Send ``count`` bytes of ``file`` from ``offset``; small ones with the held headers."""
         if count <= SMALL_BODY:
-            self.write(os.pread(file.fileno(), count, offset))
+            data = os.pread(file.fileno(), count, offset)
+            if len(data) < count:
+                raise TruncatedBody(f"file shrank before it was sent ({len(data)} of {count})")
+            self.write(data)
             return
         self.flush()
-        self.bytes_written += self._sock.sendfile(cast(BinaryIO, file), offset, count)
+        sent = self._sock.sendfile(cast(BinaryIO, file), offset, count)
+        self.bytes_written += sent
+        if sent < count:
+            raise TruncatedBody(f"file shrank while being sent ({sent} of {count} bytes)")
 
     def send_body(self, source: object, size: int | None = None) -> None:
         """Send a body as efficiently as its kind allows (the default ``copyfile``).

@@ -1,0 +1,252 @@
+"""Bad clients and faults: slow, idle, flooding, malformed, vanishing files.
+
+Each test asserts the outcome for the bad client *and* that a normal client is
+still answered afterwards, and that threads and file descriptors come back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devserve import server as ds
+from tests.support import port_of, raw_exchange, running_server, status_of
+
+ERRORS: list[str] = []
+
+
+class Quiet(ds.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        ERRORS.append(format % args)
+
+
+class Limited(ds.ThreadingHTTPServer):
+    request_timeout: ClassVar[float | None] = 0.5  # type: ignore[misc]
+    idle_timeout: ClassVar[float | None] = 0.5  # type: ignore[misc]
+    max_connections: ClassVar[int | None] = 8  # type: ignore[misc]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "small.txt").write_text("small")
+    (tmp_path / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))
+    return tmp_path
+
+
+@pytest.fixture
+def server(root: Path) -> Iterator[ds.ThreadingHTTPServer]:
+    ERRORS.clear()
+    with running_server(Limited, Quiet, directory=str(root)) as srv:
+        assert isinstance(srv, ds.ThreadingHTTPServer)
+        yield srv
+
+
+def normal_request_works(port: int) -> bool:
+    reply = raw_exchange(port, b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    return status_of(reply) == 200 and reply.endswith(b"small")
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    """Whether the peer closes ``sock`` within ``timeout`` seconds."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+def test_slowloris_headers_are_cut_off(server: ds.ThreadingHTTPServer) -> None:
+    port = port_of(server)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        stopped_early = False
+        for i in range(40):  # one header byte every 50 ms: never finishes in time
+            try:
+                sock.sendall(b"X-Slow-%d: y\r\n" % i)
+            except OSError:
+                stopped_early = True
+                break
+            assert normal_request_works(port) if i == 3 else True
+            time.sleep(0.05)
+        assert stopped_early or closed_by_server(sock, 2)
+        assert time.monotonic() - started < 2.5
+    assert wait_for(lambda: any("timed out" in e for e in ERRORS))
+    assert normal_request_works(port)
+
+
+def test_silent_connection_is_closed_after_the_request_timeout(
+    server: ds.ThreadingHTTPServer,
+) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(server))) as sock:
+        started = time.monotonic()
+        assert closed_by_server(sock, 3)
+        assert 0.4 < time.monotonic() - started < 2
+
+
+def test_idle_keep_alive_is_closed(server: ds.ThreadingHTTPServer) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(server))) as sock:
+        sock.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"small"):
+            reply += sock.recv(65536)
+        started = time.monotonic()
+        assert closed_by_server(sock, 3)
+        assert 0.4 < time.monotonic() - started < 2
+
+
+def test_connections_over_the_limit_get_503(server: ds.ThreadingHTTPServer) -> None:
+    port = port_of(server)
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+    try:
+        assert wait_for(lambda: server.connection_count() == 8)
+        reply = raw_exchange(port, b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(reply) == 503
+        assert b"Retry-After: 1" in reply
+    finally:
+        for sock in held:
+            sock.close()
+    assert wait_for(lambda: normal_request_works(port))
+
+
+def test_client_that_stops_reading_does_not_pin_a_thread(root: Path) -> None:
+    class Timed(Quiet):
+        timeout = 0.5  # StreamRequestHandler's documented socket timeout
+
+    with running_server(ds.ThreadingHTTPServer, Timed, directory=str(root)) as srv:
+        before = threading.active_count()
+        sock = socket.create_connection(("127.0.0.1", port_of(srv)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(100)  # then never read again
+        assert wait_for(lambda: threading.active_count() > before, 2)
+        assert wait_for(lambda: threading.active_count() <= before, 10)
+        sock.close()
+        assert normal_request_works(port_of(srv))
+
+
+def test_file_truncated_while_being_sent(server: ds.ThreadingHTTPServer, root: Path) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(server))) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = sock.recv(65536)
+        with (root / "big.bin").open("r+b") as f:
+            f.truncate(1024 * 1024)
+        sock.settimeout(5)
+        while chunk := sock.recv(1 << 20):
+            received += chunk
+    body = received.partition(b"\r\n\r\n")[2]
+    assert len(body) < 32 * 1024 * 1024  # cut short, and the connection was closed
+    assert wait_for(lambda: any("shrank" in e for e in ERRORS))
+    assert normal_request_works(port_of(server))
+
+
+def test_served_directory_removed(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "a.txt").write_text("a")
+    with running_server(ds.ThreadingHTTPServer, Quiet, directory=str(site)) as srv:
+        shutil.rmtree(site)
+        for target in (b"/a.txt", b"/", b"/missing"):
+            reply = raw_exchange(port_of(srv), b"GET " + target + b" HTTP/1.0\r\n\r\n")
+            assert status_of(reply) == 404
+        site.mkdir()
+        (site / "a.txt").write_text("back")
+        reply = raw_exchange(port_of(srv), b"GET /a.txt HTTP/1.0\r\n\r\n")
+        assert reply.endswith(b"back")
+
+
+def test_threads_and_descriptors_return_to_baseline(root: Path) -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
+    threads_before = threading.active_count()
+    with running_server(Limited, Quiet, directory=str(root)) as srv:
+        port = port_of(srv)
+        for _ in range(20):
+            normal_request_works(port)
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        raw_exchange(port, b"GET /\x00 HTTP/1.1\r\n\r\n")
+        for sock in idle:
+            sock.close()
+    assert wait_for(lambda: threading.active_count() <= threads_before, 5)
+    assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds_before, 5)
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+_TOKENS = [
+    b"GET", b"HEAD", b"POST", b"PUT", b"BREW", b"G\x00T", b"",
+    b"/", b"/small.txt", b"/big.bin", b"/%", b"/%zz", b"/%00", b"/..%2f..", b"//x",
+    b"/\xff\xfe", b"*", b"http://x/small.txt",
+    b"HTTP/1.1", b"HTTP/1.0", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/1.x", b"HTTP/9",
+]  # fmt: skip
+_HEADERS = [
+    b"Host: x", b"Range: bytes=0-1", b"Range: bytes=-1,5-", b"Range: bytes=999999999999-",
+    b"Range: items=1-2", b"Range: bytes=" + b"0-0," * 200, b"If-None-Match: *",
+    b"If-Modified-Since: garbage", b"If-Range: \"x\"", b"Connection: close",
+    b"Connection: keep-alive, Upgrade", b"Expect: 100-continue", b"Content-Length: 5",
+    b"Content-Length: -1", b"Content-Length: 99999999999", b"Transfer-Encoding: chunked",
+    b" folded", b"NoColon", b"X: \x1b[31m", b"X:\r", b"\x00: \x00",
+]  # fmt: skip
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    line = b" ".join(draw(st.lists(st.sampled_from(_TOKENS), min_size=0, max_size=4)))
+    if draw(st.booleans()):
+        line += draw(st.binary(max_size=20))
+    headers = draw(st.lists(st.sampled_from(_HEADERS), max_size=6))
+    end = draw(st.sampled_from([b"\r\n", b"\n", b"\r\n\r\n", b""]))
+    body = draw(st.binary(max_size=40))
+    return line + b"\r\n" + b"\r\n".join(headers) + b"\r\n" + end + body
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    site = tmp_path_factory.mktemp("fuzz")
+    (site / "small.txt").write_text("small")
+    (site / "big.bin").write_bytes(b"b" * 100_000)
+    with running_server(Limited, Quiet, directory=str(site)) as srv:
+        yield port_of(srv)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=requests())
+def test_malformed_requests_never_break_the_server(fuzz_target: int, data: bytes) -> None:
+    reply = raw_exchange(fuzz_target, data, timeout=3)
+    status = status_of(reply)
+    assert reply == b"" or status in range(100, 600) or not reply.startswith(b"HTTP/"), reply[:200]
+    assert status < 500 or status in (501, 503, 505), reply[:300]
+
+
+def test_after_fuzzing_the_server_still_answers_and_logged_no_traceback(
+    fuzz_target: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert normal_request_works(fuzz_target)
+    assert "Traceback" not in capsys.readouterr().err
