@@ -72,14 +72,17 @@ class HTTPServer(socketserver.TCPServer):
     """A TCPServer that stores ``server_name`` and ``server_port`` (documented).
 
     Beyond the stdlib: an IPv6 address selects AF_INET6 by itself (``::`` also
-    accepts IPv4), the listen backlog is 128 instead of 5, a client that
+    accepts IPv4), the listen backlog is 1024 instead of 5, a client that
     disconnects mid-response is not reported as an error, and three optional
     limits (all off by default, as in the stdlib) bound what clients can hold:
     ``request_timeout``, ``idle_timeout`` and ``max_connections``.
     """
 
     allow_reuse_address = True
-    request_queue_size = 128
+    # A burst of connections (a browser, a load test) must not overflow the
+    # accept queue: a dropped SYN costs the client a 1 s retransmit. The kernel
+    # caps this at net.core.somaxconn.
+    request_queue_size = 1024
     # Seconds a client has to send its request line and headers (slowloris).
     request_timeout: float | None = None
     # Seconds a kept-alive connection may wait for its next request.
