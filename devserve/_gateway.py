@@ -293,6 +293,10 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             watchdog = threading.Timer(self.cgi_timeout, _expire, (process, timed_out))
             watchdog.daemon = True
             watchdog.start()
+        relayed = threading.Event()
+        threading.Thread(
+            target=_reap_orphans, args=(process, relayed), name="devserve-cgi-orphans", daemon=True
+        ).start()
         redirect = None
         try:
             if nph:
@@ -300,6 +304,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             else:
                 redirect = self._relay_reply(process.stdout, timed_out)
         finally:
+            relayed.set()
             process.stdout.close()
             status = process.wait()
             if watchdog is not None:
@@ -419,6 +424,18 @@ def _read_some(stream: IO[bytes]) -> bytes:
     """What the script has written so far (up to 64 KiB), without waiting for more."""
     read1 = getattr(stream, "read1", None)
     return bytes(read1(65536) if read1 is not None else stream.read(65536))
+
+
+# Seconds a script's own process may be gone while something it started still
+# holds its stdout open; then the rest of its process group is killed.
+_ORPHAN_GRACE = 1.0
+
+
+def _reap_orphans(process: subprocess.Popen[bytes], relayed: threading.Event) -> None:
+    """A script that forked and exited must not hold the response open for ever."""
+    process.wait()
+    if not relayed.wait(_ORPHAN_GRACE):
+        _kill_group(process)
 
 
 def _expire(process: subprocess.Popen[bytes], timed_out: threading.Event) -> None:

@@ -101,6 +101,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         index pages, listing, 404, If-Modified-Since → 304).
         """
         self.answered_by = ""
+        self._discard_body()
         path = self.translate_path(self.path)
         # Open first, then look: one open and one fstat answer "exists? directory?
         # regular file?" and the symlink check reads where the open descriptor
@@ -140,6 +141,26 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             os.close(fd)  # FIFOs and devices are never opened for reading
             return self._not_found()
         return self._serve_opened(path, fd, st, self.answered_by or "file")
+
+    def _discard_body(self) -> None:
+        """Read and drop a body sent with GET or HEAD; a file server has no use for it.
+
+        Left unread, its bytes would be parsed as the next request on a kept-alive
+        connection (request smuggling). A large or chunked body closes the
+        connection instead of being read.
+        """
+        headers = self.headers
+        if "transfer-encoding" in headers:
+            self.close_connection = True
+            return
+        length = headers.get("content-length")
+        if length is None:
+            return
+        length = length.strip()
+        if length.isdigit() and int(length) <= _DISCARD_LIMIT:
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True
 
     def _open_servable(self, path: str) -> tuple[int, os.stat_result] | None:
         """Open ``path`` if it exists and the policies allow it; None otherwise."""
@@ -355,6 +376,10 @@ def _entry(item: os.DirEntry[str]) -> Entry:
         is_dir = False
     return Entry(item.name, is_dir, item.is_symlink())
 
+
+# Bodies sent with GET/HEAD up to this size are read and dropped; larger ones
+# close the connection.
+_DISCARD_LIMIT = 64 * 1024
 
 # O_NONBLOCK keeps a FIFO from blocking the open (it is refused right after); it has
 # no effect on regular files, so the descriptor is read as usual.

@@ -9,6 +9,7 @@ characters before it is written, and never goes through rich markup.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -238,7 +239,15 @@ class RequestLog:
     # -- once-only start-up and shut-down output (not hot: full rich rendering)
 
     def ready(self, info: ReadyInfo) -> None:
-        """The start-up banner: directory, every URL, options, a hint, a QR code."""
+        """The start-up banner: directory, every URL, options, a hint, a QR code.
+
+        A log that cannot be written (a full disk, a closed pipe) must not stop
+        the server, so write errors are dropped here as in the log thread.
+        """
+        with contextlib.suppress(OSError, ValueError):
+            self._ready(info)
+
+    def _ready(self, info: ReadyInfo) -> None:
         if self.format == "json":
             self._write(
                 _json_line(
@@ -282,7 +291,11 @@ class RequestLog:
         self.console.print(buffer.getvalue(), markup=False, highlight=False, end="")
 
     def stopped(self, summary: Summary) -> None:
-        """The one-line summary after Ctrl-C / SIGTERM."""
+        """The one-line summary after Ctrl-C / SIGTERM (write errors dropped)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._stopped(summary)
+
+    def _stopped(self, summary: Summary) -> None:
         if self.format == "json":
             self._write(
                 _json_line(

@@ -6,6 +6,8 @@ still answered afterwards, and that threads and file descriptors come back.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import shutil
 import socket
@@ -250,3 +252,91 @@ def test_after_fuzzing_the_server_still_answers_and_logged_no_traceback(
 ) -> None:
     assert normal_request_works(fuzz_target)
     assert "Traceback" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- smuggling and faults
+
+
+def test_body_on_a_get_is_not_taken_for_the_next_request(server: ds.ThreadingHTTPServer) -> None:
+    smuggled = b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = (
+        b"GET /small.txt HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+        + smuggled
+        + b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    reply = raw_exchange(port_of(server), request)
+    assert reply.count(b"HTTP/1.1 200 OK") == 2
+    assert len(reply) < 10_000  # big.bin (32 MiB) was never served
+
+
+def test_chunked_body_on_a_get_closes_the_connection(server: ds.ThreadingHTTPServer) -> None:
+    request = (
+        b"GET /small.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nGET /\r\n0\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port_of(server))) as sock:
+        sock.sendall(request)
+        sock.settimeout(5)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.count(b"HTTP/1.1 ") == 1
+    assert reply.endswith(b"small")
+
+
+def test_cgi_script_that_forks_and_exits_does_not_hold_the_reply(tmp_path: Path) -> None:
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        (top / "cgi-bin").mkdir(mode=0o755)
+        script = top / "cgi-bin" / "fork.sh"
+        script.write_text(
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nparent\\n'\n"
+            "(sleep 30; echo late) &\nexit 0\n"
+        )
+        script.chmod(0o755)
+        with running_server(ds.ThreadingHTTPServer, ds.CGIHTTPRequestHandler,
+                            directory=str(top)) as srv:  # fmt: skip
+            started = time.monotonic()
+            reply = raw_exchange(port_of(srv), b"GET /cgi-bin/fork.sh HTTP/1.0\r\n\r\n", 10)
+            assert time.monotonic() - started < 5
+        assert reply.endswith(b"parent\n")
+        assert b"late" not in reply
+    finally:
+        shutil.rmtree(top)
+
+
+class FullDisk(io.StringIO):
+    """A log file on a full disk: every write fails with ENOSPC."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        FullDisk.writes += 1
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_under_the_log_does_not_stop_the_server(tmp_path: Path) -> None:
+    from devserve import serving
+    from devserve.console import RequestLog, make_console
+
+    (tmp_path / "a.txt").write_text("still serving")
+    log = RequestLog(make_console(FullDisk()), "plain")
+    log.start()
+    config = serving.ServeConfig(directory=tmp_path, port=0)
+    server, _ = serving.create_server(config, log, serving.Stats())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        log.ready(serving.ready_info(config, server, None))
+        for _ in range(3):
+            reply = raw_exchange(port_of(server), b"GET /a.txt HTTP/1.0\r\n\r\n")
+            assert reply.endswith(b"still serving")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        log.close()
+    assert FullDisk.writes > 0  # the log really tried, and failed, to write
