@@ -40,6 +40,18 @@ class Limited(ds.ThreadingHTTPServer):
     max_connections: ClassVar[int | None] = 8  # type: ignore[misc]
 
 
+@pytest.fixture(autouse=True)
+def back_to_baseline(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test here, threads and file descriptors return to where they were."""
+    if "fuzz_target" in request.fixturenames:
+        request.getfixturevalue("fuzz_target")  # the shared server is part of the baseline
+    fds = len(os.listdir("/proc/self/fd"))
+    threads = threading.active_count()
+    yield
+    assert wait_for(lambda: threading.active_count() <= threads, 10), "threads leaked"
+    assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds, 10), "descriptors leaked"
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     (tmp_path / "small.txt").write_text("small")
@@ -231,6 +243,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     (site / "small.txt").write_text("small")
     (site / "big.bin").write_bytes(b"b" * 100_000)
     with running_server(Limited, Quiet, directory=str(site)) as srv:
+        assert normal_request_works(port_of(srv))  # starts the deadline reaper thread
         yield port_of(srv)
 
 
