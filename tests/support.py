@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import re
+import signal
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -66,3 +73,55 @@ def status_of(response: bytes) -> int:
     if len(line) < 2 or not line[1].isdigit():
         return 0
     return int(line[1])
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def devserve_env(**extra: str) -> dict[str, str]:
+    """The environment for a devserve subprocess: this checkout, plain output."""
+    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
+    return {**env, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **extra}
+
+
+@contextlib.contextmanager
+def devserve_process(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start `python -m devserve ARGS...`, yield it and the first URL it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devserve", *args],
+        env=devserve_env(**(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        url = ""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            found = re.search(r"https?://[^\s\x1b\"]+", line)
+            if found:
+                url = found[0]
+                break
+        assert url, "devserve did not print its URL"
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def stop_and_read(process: subprocess.Popen[str]) -> str:
+    """SIGINT the server, check it exits 0, and return the rest of its stderr."""
+    process.send_signal(signal.SIGINT)
+    assert process.wait(10) == 0
+    assert process.stderr is not None
+    return process.stderr.read()

@@ -24,7 +24,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +37,15 @@ from typing import Any, ClassVar, cast
 import pytest
 
 from devserve.server import CGIHTTPRequestHandler, ThreadingHTTPServer
-from tests.support import port_of, raw_exchange, running_server, status_of
+from tests.support import (
+    devserve_env,
+    devserve_process,
+    port_of,
+    raw_exchange,
+    running_server,
+    status_of,
+    stop_and_read,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
@@ -739,52 +746,11 @@ def test_git_clone_and_large_push_over_smart_http(
 # =========================================================================== the CLI
 
 
-def _devserve_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
-    return {**env, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **extra}
-
-
-@contextlib.contextmanager
 def cgi_process(
     directory: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start `python -m devserve cgi DIRECTORY --port 0 ...`; yield it and its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devserve", "cgi", str(directory), "--port", "0", *args],
-        env=_devserve_env(**(env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        url = ""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            found = re.search(r"https?://[^\s\x1b\"]+", line)
-            if found:
-                url = found[0]
-                break
-        assert url, "devserve did not print its URL"
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def stop_and_read(process: subprocess.Popen[str]) -> str:
-    """SIGINT the server, check it exits 0, and return the rest of its stderr."""
-    process.send_signal(signal.SIGINT)
-    assert process.wait(10) == 0
-    assert process.stderr is not None
-    return process.stderr.read()
+) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[str], str]]:
+    """`devserve cgi DIRECTORY --port 0 ...` as a subprocess, and its URL."""
+    return devserve_process("cgi", str(directory), "--port", "0", *args, env=env)
 
 
 def port_in(url: str) -> int:
@@ -869,7 +835,7 @@ def test_cli_bad_env_is_one_line_and_exit_1(cli_tree: Tree) -> None:
     command = [sys.executable, "-m", "devserve", "cgi", str(cli_tree.root), "--port", "0"]
     result = subprocess.run(
         [*command, "--env", "bad"],
-        env=_devserve_env(),
+        env=devserve_env(),
         capture_output=True,
         text=True,
         timeout=30,

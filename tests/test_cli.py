@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 import socket
@@ -24,6 +23,13 @@ from typer.testing import CliRunner
 
 from devserve import __version__, serving
 from devserve.cli import COMPLETION_FILES, app, completion_script
+from tests.support import devserve_env, devserve_process, stop_and_read
+
+
+def serve_process(*args: str, env: dict[str, str] | None = None) -> Any:
+    """`devserve serve ARGS...` as a subprocess (see tests.support.devserve_process)."""
+    return devserve_process("serve", *args, env=env)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -158,15 +164,10 @@ def test_static_completion_scripts_are_current(shell: str) -> None:
     )
 
 
-def _devserve_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
-    return {**env, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **extra}
-
-
 def test_completion_request_completes_commands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "devserve"],
-        env=_devserve_env(
+        env=devserve_env(
             _DEVSERVE_COMPLETE="complete_bash", COMP_WORDS="devserve se", COMP_CWORD="1"
         ),
         capture_output=True,
@@ -174,49 +175,6 @@ def test_completion_request_completes_commands() -> None:
         timeout=30,
     )
     assert "serve" in result.stdout.split()
-
-
-@contextlib.contextmanager
-def devserve_process(
-    *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start `python -m devserve serve ...`, yield it and the first URL it printed."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devserve", "serve", *args],
-        env=_devserve_env(**(env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        url = ""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            found = re.search(r"https?://[^\s\x1b\"]+", line)
-            if found:
-                url = found[0]
-                break
-        assert url, "devserve did not print its URL"
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def stop_and_read(process: subprocess.Popen[str]) -> str:
-    """SIGINT the server, check it exits 0, and return the rest of its stderr."""
-    process.send_signal(signal.SIGINT)
-    assert process.wait(10) == 0
-    assert process.stderr is not None
-    return process.stderr.read()
 
 
 def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -253,7 +211,7 @@ def site(tmp_path: Path) -> Path:
 
 
 def test_real_run_logs_plain_lines_and_stops_with_a_summary(site: Path) -> None:
-    with devserve_process(str(site), "--port", "0") as (process, url):
+    with serve_process(str(site), "--port", "0") as (process, url):
         assert url.startswith("http://127.0.0.1:")
         assert fetch(url + "hello.txt")[2] == b"hello from devserve"
         curl = subprocess.run(
@@ -275,7 +233,7 @@ def test_real_run_logs_plain_lines_and_stops_with_a_summary(site: Path) -> None:
 
 def test_coloured_log_uses_the_theme_when_forced(site: Path) -> None:
     env = {"FORCE_COLOR": "1", "NO_COLOR": ""}
-    with devserve_process(str(site), "--port", "0", env=env) as (process, url):
+    with serve_process(str(site), "--port", "0", env=env) as (process, url):
         fetch(url + "hello.txt")
         fetch(url + "nope")
         log = stop_and_read(process)
@@ -285,7 +243,7 @@ def test_coloured_log_uses_the_theme_when_forced(site: Path) -> None:
 
 def test_network_strings_are_scrubbed(site: Path) -> None:
     env = {"FORCE_COLOR": "1", "NO_COLOR": ""}
-    with devserve_process(str(site), "--port", "0", env=env) as (process, url):
+    with serve_process(str(site), "--port", "0", env=env) as (process, url):
         raw_get(url, b"/\x1b]0;pwned\x07[red]x\x9b")
         log = stop_and_read(process)
     assert "\x07" not in log
@@ -295,7 +253,7 @@ def test_network_strings_are_scrubbed(site: Path) -> None:
 
 
 def test_json_log_format(site: Path) -> None:
-    with devserve_process(str(site), "--port", "0", "--log-format", "json") as (process, url):
+    with serve_process(str(site), "--port", "0", "--log-format", "json") as (process, url):
         fetch(url + "hello.txt")
         raw_get(url, b"/\x1bbad")
         log = stop_and_read(process)
@@ -312,7 +270,7 @@ def test_json_log_format(site: Path) -> None:
 
 
 def test_404_suggests_the_closest_path(site: Path) -> None:
-    with devserve_process(str(site), "--port", "0") as (process, url):
+    with serve_process(str(site), "--port", "0") as (process, url):
         status, _, body = fetch(url + "about.html")
         assert status == 404
         assert b"Did you mean /About.html ?" in body
@@ -325,7 +283,7 @@ def test_404_suggests_the_closest_path(site: Path) -> None:
 
 def test_options_change_what_is_served(site: Path) -> None:
     args = ["--port", "0", "--spa", "--cors", "-H", "X-Extra: yes"]
-    with devserve_process(str(site), *args) as (process, url):
+    with serve_process(str(site), *args) as (process, url):
         status, headers, body = fetch(url + "some/app/route")
         assert (status, body) == (200, b"<h1>home</h1>")
         assert fetch(url + "missing.js")[0] == 404  # assets stay 404 under --spa
@@ -345,19 +303,19 @@ def test_options_change_what_is_served(site: Path) -> None:
 
 
 def test_no_listing(site: Path) -> None:
-    with devserve_process(str(site), "--port", "0", "--no-listing", "-q") as (process, url):
+    with serve_process(str(site), "--port", "0", "--no-listing", "-q") as (process, url):
         assert fetch(url + "docs/")[0] == 404
         assert fetch(url + "docs/guide.html")[0] == 200
         stop_and_read(process)
 
 
 def test_hidden_files_are_not_served_by_default(site: Path) -> None:
-    with devserve_process(str(site), "--port", "0", "--quiet") as (process, url):
+    with serve_process(str(site), "--port", "0", "--quiet") as (process, url):
         assert fetch(url + ".env")[0] == 404
         assert fetch(url + ".well-known/security.txt")[2] == b"Contact: x"
         assert b".env" not in fetch(url + "docs/../")[2]
         stop_and_read(process)
-    with devserve_process(str(site), "--port", "0", "--show-hidden", "-q") as (process, url):
+    with serve_process(str(site), "--port", "0", "--show-hidden", "-q") as (process, url):
         assert fetch(url + ".env")[2] == b"SECRET=1"
         stop_and_read(process)
 
@@ -365,10 +323,10 @@ def test_hidden_files_are_not_served_by_default(site: Path) -> None:
 def test_symlinks_out_of_the_root_need_the_flag(site: Path, tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_text("outside")
     (site / "link.txt").symlink_to(tmp_path / "outside.txt")
-    with devserve_process(str(site), "--port", "0", "-q") as (process, url):
+    with serve_process(str(site), "--port", "0", "-q") as (process, url):
         assert fetch(url + "link.txt")[0] == 404
         stop_and_read(process)
-    with devserve_process(str(site), "--port", "0", "-q", "--follow-symlinks") as (process, url):
+    with serve_process(str(site), "--port", "0", "-q", "--follow-symlinks") as (process, url):
         assert fetch(url + "link.txt")[2] == b"outside"
         stop_and_read(process)
 
@@ -383,7 +341,7 @@ def test_tls(site: Path, tmp_path: Path) -> None:
         check=True, capture_output=True,
     )  # fmt: skip
     args = ["--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)]
-    with devserve_process(str(site), *args, "--tls-password-file", str(password)) as (
+    with serve_process(str(site), *args, "--tls-password-file", str(password)) as (
         process,
         url,
     ):
@@ -405,7 +363,7 @@ def test_open_launches_the_browser(site: Path, tmp_path: Path) -> None:
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
     browser.chmod(0o755)
-    with devserve_process(str(site), "--port", "0", "--open", env={"BROWSER": str(browser)}) as (
+    with serve_process(str(site), "--port", "0", "--open", env={"BROWSER": str(browser)}) as (
         process,
         url,
     ):
@@ -417,7 +375,7 @@ def test_open_launches_the_browser(site: Path, tmp_path: Path) -> None:
 
 
 def test_lan_lists_network_urls(site: Path) -> None:
-    with devserve_process(str(site), "--port", "0", "--lan", "-q") as (process, url):
+    with serve_process(str(site), "--port", "0", "--lan", "-q") as (process, url):
         assert fetch(url + "hello.txt")[2] == b"hello from devserve"
         log = stop_and_read(process)
     # the banner's first URL is local; every non-loopback address follows as Network
@@ -426,7 +384,7 @@ def test_lan_lists_network_urls(site: Path) -> None:
 
 
 def test_sigterm_also_stops_cleanly(tmp_path: Path) -> None:
-    with devserve_process(str(tmp_path), "--port", "0", "--quiet") as (process, _):
+    with serve_process(str(tmp_path), "--port", "0", "--quiet") as (process, _):
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
         assert process.stderr is not None
@@ -436,7 +394,7 @@ def test_sigterm_also_stops_cleanly(tmp_path: Path) -> None:
 def test_in_flight_request_finishes_before_exit(tmp_path: Path) -> None:
     size = 32 * 1024 * 1024  # more than the socket buffers hold: still in flight
     (tmp_path / "big.bin").write_bytes(b"x" * size)
-    with devserve_process(str(tmp_path), "--port", "0", "-q") as (process, url):
+    with serve_process(str(tmp_path), "--port", "0", "-q") as (process, url):
         host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
@@ -456,7 +414,7 @@ def test_explicit_busy_port_is_an_error(tmp_path: Path) -> None:
         busy = holder.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "devserve", "serve", str(tmp_path), "--port", str(busy)],
-            env=_devserve_env(),
+            env=devserve_env(),
             capture_output=True,
             text=True,
             timeout=30,
@@ -473,7 +431,7 @@ def test_busy_default_port_moves_to_the_next(tmp_path: Path) -> None:
         with contextlib.suppress(OSError):  # already taken by someone else: just as busy
             holder.bind(("127.0.0.1", serving.DEFAULT_PORT))
             holder.listen()
-        with devserve_process(str(tmp_path), "--quiet") as (process, url):
+        with serve_process(str(tmp_path), "--quiet") as (process, url):
             assert fetch(url)[0] == 200
             port = int(url.rsplit(":", 1)[1].strip("/"))
             assert serving.DEFAULT_PORT < port < serving.DEFAULT_PORT + serving.PORT_SEARCH
@@ -486,7 +444,7 @@ def test_busy_default_port_moves_to_the_next(tmp_path: Path) -> None:
 def test_python_dash_m_devserve_works() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "devserve", "--version"],
-        env=_devserve_env(),
+        env=devserve_env(),
         capture_output=True,
         text=True,
         timeout=30,

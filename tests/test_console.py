@@ -223,3 +223,15 @@ def test_help_and_completion_do_not_import_the_server() -> None:
             cwd=ROOT,
         )
         assert "HEAVY []" in result.stderr, (args, result.stderr)
+
+
+def test_summary_comes_after_every_queued_line() -> None:
+    console, out = plain_console()
+    log = RequestLog(console, "plain")
+    log.start()
+    for i in range(20):
+        log(record(path=f"/q{i}"))
+    log.stopped(Summary(requests=20, size=0, errors=0, seconds=1))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 21
+    assert lines[-1].startswith("stopped: 20 requests")
