@@ -165,6 +165,38 @@ class OpenFile(io.RawIOBase):
                 super().close()
 
 
+class MemoryFile(OpenFile):
+    """An OpenFile whose contents are already in memory (a cached small file)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        io.RawIOBase.__init__(self)
+        self._data = memoryview(data)
+        self._position = 0
+        self.name = name
+        self.mode = "rb"
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("a cached file has no descriptor")
+
+    def readinto(self, buffer: Buffer) -> int:
+        view = memoryview(buffer)
+        chunk = self._data[self._position : self._position + view.nbytes]
+        view[: len(chunk)] = chunk
+        self._position += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: len(self._data)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        io.RawIOBase.close(self)
+
+
 class FileSlice(io.RawIOBase):
     """A readable view of ``length`` bytes of an open file from ``offset`` (a range body).
 

@@ -11,13 +11,15 @@ import secrets
 import shutil
 import stat
 import sys
+import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import IO, Any, ClassVar, cast
 
 from devserve._base import BaseHTTPRequestHandler, Body, __version__
-from devserve._io import FileSlice, MultipartBody, OpenFile, SocketWriter
+from devserve._io import FileSlice, MemoryFile, MultipartBody, OpenFile, SocketWriter
 from devserve._listing import Entry, render_listing
 from devserve._mime import ENCODINGS_MAP
 from devserve._mime import guess_type as _guess_type
@@ -103,6 +105,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         self.answered_by = ""
         self._discard_body()
         path = self.translate_path(self.path)
+        cached = self._from_cache(path)
+        if cached is not None:
+            return cached
         # Open first, then look: one open and one fstat answer "exists? directory?
         # regular file?" and the symlink check reads where the open descriptor
         # really points. Every syscall here lets the GIL go, so fewer is faster.
@@ -179,7 +184,33 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         os.close(fd)
         return None
 
+    def _cache_key(self, path: str) -> tuple[str, str, str, bool] | None:
+        """The small-file cache key, or None when this request must not use the cache."""
+        if self.command not in ("GET", "HEAD") or "range" in self.headers or "\x00" in path:
+            return None
+        return (path, self.directory, self.follow_symlinks, self.show_hidden)
+
+    def _from_cache(self, path: str) -> Body | None:
+        """Answer from the small-file cache: one stat instead of open, fstat, check, read."""
+        key = self._cache_key(path)
+        if key is None:
+            return None
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        data = _SMALL_FILES.get(key, st)
+        if data is None:
+            return None
+        self.answered_by = "file"
+        return self._send_file_head(MemoryFile(data, path), st, self.guess_type(path))
+
     def _serve_opened(self, path: str, fd: int, st: os.stat_result, kind: str) -> Body | None:
+        key = self._cache_key(path) if kind == "file" else None
+        if key is not None and st.st_size <= _SMALL_FILES.max_entry:
+            data = os.pread(fd, st.st_size, 0)
+            if len(data) == st.st_size:
+                _SMALL_FILES.put(key, st, data)
         f = OpenFile(fd, path)
         self.answered_by = kind
         self._opened = (f, st)
@@ -376,6 +407,56 @@ def _entry(item: os.DirEntry[str]) -> Entry:
         is_dir = False
     return Entry(item.name, is_dir, item.is_symlink())
 
+
+class SmallFileCache:
+    """Contents of small files that already passed the serving policies, by path.
+
+    An entry is used only while ``os.stat(path)`` still reports the same device,
+    inode, size, mtime and ctime: any write, replacement or symlink swap to
+    another file is a miss, and the full open-and-check path runs again. This
+    turns a hit into one stat where a miss costs open, fstat, a symlink check, a
+    read and a close; on a busy threaded server each syscall is a GIL round trip.
+    """
+
+    def __init__(self, max_bytes: int = 8 << 20, max_entry: int = 64 << 10) -> None:
+        self.max_bytes = max_bytes
+        self.max_entry = max_entry
+        self._entries: OrderedDict[object, tuple[tuple[int, ...], bytes]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> tuple[int, ...]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+    def get(self, key: object, st: os.stat_result) -> bytes | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] != self._identity(st):
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: object, st: os.stat_result, data: bytes) -> None:
+        if len(data) > self.max_entry or not stat.S_ISREG(st.st_mode):
+            return
+        with self._lock:
+            self._drop(key)
+            self._entries[key] = (self._identity(st), data)
+            self._size += len(data)
+            while self._size > self.max_bytes:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: object) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._size -= len(entry[1])
+
+
+_SMALL_FILES = SmallFileCache()
 
 # Bodies sent with GET/HEAD up to this size are read and dropped; larger ones
 # close the connection.

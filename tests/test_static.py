@@ -20,6 +20,7 @@ import pytest
 
 from devserve import server as ds
 from devserve._io import SocketWriter
+from devserve._static import _SMALL_FILES
 from tests.support import port_of, raw_exchange, running_server, status_of
 
 
@@ -512,3 +513,61 @@ def test_raw_bad_percent_escapes_are_404_not_500(port: int) -> None:
     for path in ("/%", "/%zz", "/%ff%fe", "/%00", "/a%00b.txt", "/%ed%a0%80"):
         raw = raw_exchange(port, f"GET {path} HTTP/1.0\r\n\r\n".encode())
         assert status_of(raw) == 404, path
+
+
+# --------------------------------------------------------------------------- small-file cache
+
+
+def test_cached_file_is_never_stale(port: int, root: Path) -> None:
+    target = root / "hello.txt"
+    assert request(port, "/hello.txt")[1] == b"0123456789"  # fills the cache
+    assert request(port, "/hello.txt")[1] == b"0123456789"  # served from it
+    assert _SMALL_FILES.get((str(target), str(root), "inside", True), target.stat()) == (
+        b"0123456789"
+    )
+    stat_before = target.stat()
+    target.write_bytes(b"abcdefghij")  # same size, rewritten in place
+    os.utime(target, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))  # same mtime
+    response, body = request(port, "/hello.txt")
+    assert body == b"abcdefghij"  # the ctime changed: a miss
+    assert response.getheader("ETag") is not None
+    target.unlink()
+    assert request(port, "/hello.txt")[0].status == 404
+
+
+def test_cached_file_swapped_for_an_outside_link_is_refused(
+    port: int, root: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "outside.txt").write_text("SECRET-OUTSIDE")
+    assert request(port, "/page.html")[0].status == 200  # cached
+    (root / "page.html").unlink()
+    (root / "page.html").symlink_to(tmp_path / "outside.txt")
+    response, body = request(port, "/page.html")
+    assert response.status == 404
+    assert b"SECRET" not in body
+
+
+def test_cache_respects_ranges_and_conditionals(port: int) -> None:
+    request(port, "/hello.txt")
+    etag = request(port, "/hello.txt")[0].getheader("ETag") or ""
+    assert request(port, "/hello.txt", headers={"If-None-Match": etag})[0].status == 304
+    response, body = request(port, "/hello.txt", headers={"Range": "bytes=1-2"})
+    assert (response.status, body) == (206, b"12")
+    response, body = request(port, "/hello.txt", "HEAD")
+    assert (response.status, body) == (200, b"")
+
+
+def test_cache_is_bounded() -> None:
+    from devserve._static import SmallFileCache
+
+    cache = SmallFileCache(max_bytes=100, max_entry=60)
+    st = os.stat(__file__)
+    cache.put("a", st, b"a" * 60)
+    cache.put("b", st, b"b" * 60)  # over 100 bytes: the oldest goes
+    cache.put("big", st, b"x" * 61)  # over the entry limit: not kept
+    assert cache.get("a", st) is None
+    assert cache.get("b", st) == b"b" * 60
+    assert cache.get("big", st) is None
+    other = os.stat(Path(__file__).parent / "support.py")
+    assert cache.get("b", other) is None  # another file's identity: a miss
+    assert cache.get("b", st) is None  # ... and the stale entry was dropped
