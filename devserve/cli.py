@@ -22,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help: Typer's rich help pulls in rich's markdown renderer, which alone
+    # costs more start-up time than the whole command may take.
+    rich_markup_mode=None,
 )
 
 COMPLETION_FILES = {"bash": "devserve.bash", "zsh": "_devserve", "fish": "devserve.fish"}
