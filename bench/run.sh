@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# bench/run.sh - devserve vs stdlib `python -m http.server`, same run, same files, loopback only.
+# bench/run.sh - issue 8's one command: devserve vs stdlib `python -m http.server`, node's
+# http-server and nginx, same run, same files, loopback only, with ratios and PASS/FAIL targets.
 #
 # Usage (from anywhere; servers are started with the repo root as cwd):
-#   bench/run.sh                                   # py10 py11 devserve devserve-quiet, 8 s runs
-#   DURATION=3 bench/run.sh                        # quick mode (well under 2 minutes)
+#   bench/run.sh                                   # all six servers, 8 s runs
+#   DURATION=3 bench/run.sh                        # quick mode (about 3-4 minutes)
 #   PYTHON=/path/to/venv/bin/python bench/run.sh
-#   SERVERS="py10 devserve" bench/run.sh
+#   SERVERS="py10 node devserve" bench/run.sh
 #   DEVSERVE_CMD='devserve serve {root} --port {port} --bind 127.0.0.1' bench/run.sh
 #
 # Env knobs (defaults in brackets):
 #   PYTHON    [<repo>/.venv/bin/python if present, else the real interpreter behind python3]
-#             one interpreter for every server
-#   SERVERS   [py10 py11 devserve devserve-quiet]
+#             one interpreter for every Python server
+#   SERVERS   [py10 py11 node nginx devserve devserve-quiet]
 #   DEVSERVE_CMD  command template with {port} and {root}
 #             [$PYTHON -m devserve serve {root} --port {port} --bind 127.0.0.1];
 #             It must stay in the foreground; the PID we start plus its descendants is what
@@ -20,13 +21,19 @@
 #   DURATION  [8]  seconds per wrk run;   WARMUP [2]  seconds of 1 KiB load before measuring
 #   ROUNDS    [1]  repeat the whole server sequence (reversed order on even rounds); tables
 #             then show per-metric medians over rounds
-#   BASE_PORT [18180]  py10=+0 py11=+10 devserve=+20 devserve-quiet=+30 (next free one if taken)
+#   BASE_PORT [18180]  py10=+0 py11=+10 devserve=+20 devserve-quiet=+30 node=+40 nginx=+50
+#             (next free one if taken)
 #   ROOT      [/tmp/devserve-bench-root]  corpus (created if missing)
 #   OUTDIR    [/tmp/devserve-bench/<timestamp>]  raw wrk/curl output, server logs, results.tsv
 #   WRK_TIMEOUT [10s]  wrk per-request timeout;  STARTUP_TIMEOUT [15]  s to wait for a server
+#   LIST_RUNS [20] curl timings of /many/;  LIST_BUDGET [30] s cap on them per server
+#   RSS_REQUESTS [10000] requests after the 1 GiB stream;  RSS_MAX [60] s cap on that wrk run
+#   NO_INSTALL=1   never run npm/apt-get;  INSTALL_TIMEOUT [300] s per install step
+#   SKIP_STARTUP=1 skip the hyperfine start-up section;  STRICT=1 exit 2 if a target FAILs
 #
-# Only 127.0.0.1 is ever contacted. Only PIDs this script started (and their descendants,
-# found by parent PID) are ever signalled. Every wrk/curl/helper call is time-bounded.
+# Only 127.0.0.1 is ever contacted by the benchmark. Only PIDs this script started (and their
+# descendants, found by parent PID) are ever signalled. Every wrk/curl/install/helper call is
+# time-bounded.
 set -u
 export LC_ALL=C
 
@@ -45,7 +52,12 @@ OUTDIR=${OUTDIR:-/tmp/devserve-bench/$(date +%Y%m%d-%H%M%S)}
 WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
 STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-15}
 ROUNDS=${ROUNDS:-1}
-SERVERS=${SERVERS:-py10 py11 devserve devserve-quiet}
+LIST_RUNS=${LIST_RUNS:-20}
+LIST_BUDGET=${LIST_BUDGET:-30}
+RSS_REQUESTS=${RSS_REQUESTS:-10000}
+RSS_MAX=${RSS_MAX:-60}
+INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-300}
+SERVERS=${SERVERS:-py10 py11 node nginx devserve devserve-quiet}
 [ -n "${DEVSERVE_CMD:-}" ] || DEVSERVE_CMD="$PY -m devserve serve {root} --port {port} --bind 127.0.0.1"
 [ -n "${DEVSERVE_QUIET_CMD:-}" ] || DEVSERVE_QUIET_CMD="$DEVSERVE_CMD --quiet"
 
@@ -57,28 +69,143 @@ command -v curl >/dev/null || die "curl is required"
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || die "no usable python at PYTHON=$PY"
 mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
 TSV="$OUTDIR/results.tsv"; : > "$TSV"
+ROUND=1
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$2" "$3" "$4" >> "$TSV"; }  # round server workload metric value
+
+# ---------------------------------------------------------------- peers (guarded installs)
+# node's http-server: `npm install -g http-server` when missing; nginx: Debian's nginx-light
+# (or nginx) via apt-get when missing and we are root. Both time-bounded, both skipped with a
+# note when they can't be had. NO_INSTALL=1 turns installing off.
+# Debian note: where no /usr/sbin/policy-rc.d forbids it, installing nginx starts the system
+# service on port 80; this script never uses or stops that service.
+wants() { [[ " $SERVERS " == *" $1 "* ]]; }
+declare -A SKIP_WHY=()
+http_server_bin() { command -v http-server 2>/dev/null; }
+nginx_bin() { command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }; }
+can_apt() { [ -z "${NO_INSTALL:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+APT_UPDATED=""
+apt_install() {  # $1 package -> 0 if installed
+  local a=(-o DPkg::Lock::Timeout=60 -y -qq --no-install-recommends)
+  log "apt-get install $1 (bounded ${INSTALL_TIMEOUT}s)"
+  DEBIAN_FRONTEND=noninteractive timeout -k 10 "$INSTALL_TIMEOUT" apt-get install "${a[@]}" "$1" \
+    >> "$OUTDIR/install.log" 2>&1 && return 0
+  [ -n "$APT_UPDATED" ] && return 1
+  APT_UPDATED=1
+  timeout -k 10 "$INSTALL_TIMEOUT" apt-get update -qq >> "$OUTDIR/install.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive timeout -k 10 "$INSTALL_TIMEOUT" apt-get install "${a[@]}" "$1" \
+    >> "$OUTDIR/install.log" 2>&1
+}
+
+HTTP_SERVER=$(http_server_bin)
+if [ -z "$HTTP_SERVER" ] && { wants node || [ -z "${SKIP_STARTUP:-}" ]; }; then
+  if [ -n "${NO_INSTALL:-}" ]; then why="http-server not installed (NO_INSTALL set)"
+  elif ! command -v npm >/dev/null; then why="http-server not installed and npm not found"
+  else
+    log "npm install -g http-server (bounded ${INSTALL_TIMEOUT}s)"
+    timeout -k 10 "$INSTALL_TIMEOUT" npm install -g --no-audit --no-fund http-server \
+      >> "$OUTDIR/install.log" 2>&1 || log "npm install -g http-server failed (see $OUTDIR/install.log)"
+    HTTP_SERVER=$(http_server_bin)
+    [ -n "$HTTP_SERVER" ] || { p=$(timeout 30 npm prefix -g 2>/dev/null)/bin/http-server; [ -x "$p" ] && HTTP_SERVER=$p; }
+    why="npm install -g http-server failed (see install.log)"
+  fi
+  [ -n "$HTTP_SERVER" ] || { SKIP_WHY[node]=$why; log "node: $why"; }
+fi
+NGINX=""
+if wants nginx; then
+  NGINX=$(nginx_bin)
+  if [ -z "$NGINX" ]; then
+    if can_apt; then
+      apt_install nginx-light || apt_install nginx || log "could not install nginx (see $OUTDIR/install.log)"
+      NGINX=$(nginx_bin)
+      why="apt-get install nginx-light/nginx failed (see install.log)"
+    else why="nginx not installed (needs root + apt-get, and NO_INSTALL unset)"
+    fi
+    [ -n "$NGINX" ] || { SKIP_WHY[nginx]=$why; log "nginx: $why"; }
+  fi
+fi
+if [ -z "${SKIP_STARTUP:-}" ] && ! command -v hyperfine >/dev/null && can_apt; then
+  apt_install hyperfine || log "could not install hyperfine (start-up section will be skipped)"
+fi
 
 # ---------------------------------------------------------------- corpus
-SMALL=small-1k.txt; LARGE=large-100m.bin; HUGE=huge-1g.bin
-SMALL_SIZE=1024; LARGE_SIZE=$((100 * 1024 * 1024)); HUGE_SIZE=$((1024 * 1024 * 1024))
-mkdir -p "$ROOT" || die "cannot create $ROOT"
+SMALL=small-1k.txt; MEDIUM=medium-100k.bin; LARGE=large-100m.bin; HUGE=huge-1g.bin; MANY=many
+SMALL_SIZE=1024; MEDIUM_SIZE=$((100 * 1024)); LARGE_SIZE=$((100 * 1024 * 1024)); HUGE_SIZE=$((1024 * 1024 * 1024))
+MANY_COUNT=5000
+mkdir -p "$ROOT/$MANY" || die "cannot create $ROOT"
 [ "$(stat -c %s "$ROOT/$SMALL" 2>/dev/null)" = "$SMALL_SIZE" ] ||
   head -c 2048 /dev/urandom | base64 -w 64 | head -c "$SMALL_SIZE" > "$ROOT/$SMALL"
+[ "$(stat -c %s "$ROOT/$MEDIUM" 2>/dev/null)" = "$MEDIUM_SIZE" ] ||
+  head -c "$MEDIUM_SIZE" /dev/urandom > "$ROOT/$MEDIUM"
 [ "$(stat -c %s "$ROOT/$LARGE" 2>/dev/null)" = "$LARGE_SIZE" ] ||
   head -c "$LARGE_SIZE" /dev/urandom > "$ROOT/$LARGE"
 [ "$(stat -c %s "$ROOT/$HUGE" 2>/dev/null)" = "$HUGE_SIZE" ] ||
   { rm -f "$ROOT/$HUGE"; truncate -s "$HUGE_SIZE" "$ROOT/$HUGE"; }   # sparse is fine
+if [ "$(find "$ROOT/$MANY" -mindepth 1 -maxdepth 1 | wc -l)" -ne "$MANY_COUNT" ]; then
+  find "$ROOT/$MANY" -mindepth 1 -maxdepth 1 -delete
+  (cd "$ROOT/$MANY" && seq -f 'file-%05g.txt' 1 "$MANY_COUNT" | xargs touch)   # empty files, like peers.sh
+fi
 chmod -R a+rX "$ROOT"
 # read everything once so the first server measured does not pay for filling the page cache
-timeout 120 cat "$ROOT/$SMALL" "$ROOT/$LARGE" "$ROOT/$HUGE" > /dev/null
+timeout 120 cat "$ROOT/$SMALL" "$ROOT/$MEDIUM" "$ROOT/$LARGE" "$ROOT/$HUGE" > /dev/null
+timeout 30 ls -l "$ROOT/$MANY" > /dev/null
+
+# wrk script for the "N requests" run: alternates the 1 KiB and 100 KiB files; each thread
+# stops after WRK_REQS_PER_THREAD responses and appends a line to WRK_DONE_FILE, so the shell
+# can end wrk early (SIGINT makes wrk print its summary and exit).
+COUNT_LUA="$OUTDIR/count.lua"
+cat > "$COUNT_LUA" <<EOF
+local paths = {"/$SMALL", "/$MEDIUM"}
+local limit = tonumber(os.getenv("WRK_REQS_PER_THREAD") or "5000")
+local flag = os.getenv("WRK_DONE_FILE")
+local i, n = 0, 0
+function request()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+function response()
+  n = n + 1
+  if n == limit then
+    if flag then local f = io.open(flag, "a"); if f then f:write("done\n"); f:close() end end
+    wrk.thread:stop()
+  end
+end
+EOF
 
 # ---------------------------------------------------------------- servers
-server_index() { case $1 in py10) echo 0;; py11) echo 1;; devserve) echo 2;; devserve-quiet) echo 3;; *) return 1;; esac; }
+KNOWN="py10 py11 node nginx devserve devserve-quiet"
+server_index() { case $1 in py10) echo 0;; py11) echo 1;; devserve) echo 2;; devserve-quiet) echo 3;; node) echo 4;; nginx) echo 5;; *) return 1;; esac; }
+NGX_DIR="$OUTDIR/nginx"
+write_nginx_conf() {  # $1 port; peers.sh's config: sendfile, no access log, autoindex
+  mkdir -p "$NGX_DIR"
+  cat > "$NGX_DIR/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $NGX_DIR/nginx.pid;
+error_log $NGX_DIR/error.log warn;
+events { worker_connections 1024; }
+http {
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;   # default 1000 would force reconnects at high rates
+  client_body_temp_path $NGX_DIR/body;
+  proxy_temp_path $NGX_DIR/proxy;
+  fastcgi_temp_path $NGX_DIR/fastcgi;
+  uwsgi_temp_path $NGX_DIR/uwsgi;
+  scgi_temp_path $NGX_DIR/scgi;
+  server { listen 127.0.0.1:$1; root $ROOT; autoindex on; }
+}
+EOF
+}
 server_cmd() {  # $1 name, $2 port -> shell command (exec'd, so $! is the server itself)
   local c
   case $1 in
     py10) echo "$PY -m http.server $2 --bind 127.0.0.1 --directory $ROOT" ;;
     py11) echo "$PY -m http.server $2 --bind 127.0.0.1 --directory $ROOT --protocol HTTP/1.1" ;;
+    node) echo "$HTTP_SERVER $ROOT -a 127.0.0.1 -p $2 -s -c-1" ;;
+    nginx) write_nginx_conf "$2"; echo "$NGINX -p $NGX_DIR -e $NGX_DIR/error.log -c $NGX_DIR/nginx.conf" ;;
     devserve) c=${DEVSERVE_CMD//\{port\}/$2}; echo "${c//\{root\}/$ROOT}" ;;
     devserve-quiet) c=${DEVSERVE_QUIET_CMD//\{port\}/$2}; echo "${c//\{root\}/$ROOT}" ;;
     *) return 1 ;;
@@ -111,6 +238,7 @@ other_pct() {  # $1 "busy total" before, $2 after, $3 ticks of ours in between -
 cpu_busy_pct() {  # whole-machine CPU busy % over $1 seconds while nothing of ours runs
   local a; a=$(machine_ticks); sleep "$1"; other_pct "$a" "$(machine_ticks)" 0
 }
+alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$st" ] && [ "$st" != Z ]; }  # not a zombie
 reset_hwm() { local p; for p in $(tree "$1"); do echo 5 > "/proc/$p/clear_refs" 2>/dev/null; done; }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 listener_pids() {  # pids listening on 127.0.0.1:$1 (needs ss; empty if unknown)
@@ -134,7 +262,7 @@ start_server() {  # $1 name, $2 port
       fi
       return 0
     fi
-    kill -0 "$SRV_PID" 2>/dev/null || break
+    alive "$SRV_PID" || break
     sleep 0.1
   done
   log "$name did not come up on 127.0.0.1:$port. Command: $cmd"
@@ -150,34 +278,52 @@ stop_server() {
   kill -KILL $pids 2>/dev/null
   wait "$SRV_PID" 2>/dev/null; SRV_PID=""
 }
-trap 'stop_server; exit 130' INT TERM
-trap 'stop_server' EXIT
+WRK_PID=""
+cleanup() { [ -n "$WRK_PID" ] && kill -TERM "$WRK_PID" 2>/dev/null; stop_server; }
+trap 'cleanup; exit 130' INT TERM
+trap 'cleanup' EXIT
 
 # ---------------------------------------------------------------- measurement helpers
-ROUND=1
-rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$2" "$3" "$4" >> "$TSV"; }  # round server workload metric value
-run_wrk() {  # $1 server $2 workload $3 threads $4 conns $5 url
-  local f="$OUTDIR/r$ROUND.$1.$2.wrk" c0 c1 t0 t1 m0 m1 o0 o1
-  c0=$(cpu_ticks "$SRV_PID"); o0=$(own_ticks); m0=$(machine_ticks); t0=$(date +%s%N)
-  timeout -k 5 $((DURATION + 30)) wrk -t"$3" -c"$4" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "$5" > "$f" 2>&1
-  m1=$(machine_ticks); o1=$(own_ticks); c1=$(cpu_ticks "$SRV_PID"); t1=$(date +%s%N)
-  # CPU that neither the server nor wrk used while wrk ran = somebody else's load
-  rec "$1" "$2" other_pct "$(other_pct "$m0" "$m1" $((c1 - c0 + o1 - o0)))"
-  rec "$1" "$2" cpu_s "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", c / hz}')"
-  rec "$1" "$2" cpu_pct "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", c / hz / (ns / 1e9) * 100}')"
-  # wrk units: latency us/ms/s/m -> ms; sizes are 1024-based (B, KB, MB, GB, TB)
-  awk -v r="$ROUND" -v s="$1" -v w="$2" '
+parse_wrk() {  # $1 file $2 server $3 workload -> TSV rows (wrk units: us/ms/s/m; 1024-based sizes)
+  awk -v r="$ROUND" -v s="$2" -v w="$3" '
     function ms(x){ if (x ~ /us$/) return x/1000; if (x ~ /ms$/) return x+0; if (x ~ /m$/) return x*60000; if (x ~ /h$/) return x*3600000; if (x ~ /s$/) return x*1000; return x }
     function bytes(x){ if (x ~ /TB$/) return x*1024^4; if (x ~ /GB$/) return x*1024^3; if (x ~ /MB$/) return x*1024^2; if (x ~ /KB$/) return x*1024; return x+0 }
     function out(m, v){ printf "%s\t%s\t%s\t%s\t%s\n", r, s, w, m, v }
     /Requests\/sec:/ { out("rps", $2) }
     /Transfer\/sec:/ { out("mibps", bytes($2) / 1048576) }
-    / requests in .* read$/ { out("requests", $1); out("bytes", sprintf("%.0f", bytes($(NF-1)))) }
+    / requests in .* read$/ { out("requests", $1); out("bytes", sprintf("%.0f", bytes($(NF-1)))); out("secs", ms($4) / 1000) }
     /^ +50% / { out("p50ms", ms($2)) }
     /^ +99% / { out("p99ms", ms($2)) }
     /Socket errors:/ { gsub(",", ""); err = $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx/ { non2xx = $NF }
-    END { out("sock_errors", err + 0); out("non2xx", non2xx + 0) }' "$f" >> "$TSV"
+    END { out("sock_errors", err + 0); out("non2xx", non2xx + 0) }' "$1" >> "$TSV"
+}
+run_wrk() {  # $1 server $2 workload $3 threads $4 conns $5 url [$6 stop after this many requests]
+  local f="$OUTDIR/r$ROUND.$1.$2.wrk" total=${6:-0} c0 c1 t0 t1 m0 m1 o0 o1 done_file deadline
+  c0=$(cpu_ticks "$SRV_PID"); o0=$(own_ticks); m0=$(machine_ticks); t0=$(date +%s%N)
+  if [ "$total" -gt 0 ]; then
+    # counted run: wrk's -d is only the upper bound (RSS_MAX); each thread stops itself after
+    # its share, and we SIGINT wrk (our own child, by PID) once every thread has reported.
+    done_file="$OUTDIR/r$ROUND.$1.$2.done"; : > "$done_file"
+    WRK_DONE_FILE=$done_file WRK_REQS_PER_THREAD=$(((total + $3 - 1) / $3)) \
+      wrk -t"$3" -c"$4" -d"${RSS_MAX}s" --timeout "$WRK_TIMEOUT" --latency -s "$COUNT_LUA" "$5" > "$f" 2>&1 &
+    WRK_PID=$!
+    deadline=$((SECONDS + RSS_MAX + 30))
+    while alive "$WRK_PID"; do
+      if [ "$(wc -l < "$done_file")" -ge "$3" ]; then kill -INT "$WRK_PID" 2>/dev/null; break; fi
+      if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$WRK_PID" 2>/dev/null; break; fi
+      sleep 0.1
+    done
+    wait "$WRK_PID" 2>/dev/null; WRK_PID=""
+  else
+    timeout -k 5 $((DURATION + 30)) wrk -t"$3" -c"$4" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "$5" > "$f" 2>&1
+  fi
+  m1=$(machine_ticks); o1=$(own_ticks); c1=$(cpu_ticks "$SRV_PID"); t1=$(date +%s%N)
+  # CPU that neither the server nor wrk used while wrk ran = somebody else's load
+  rec "$1" "$2" other_pct "$(other_pct "$m0" "$m1" $((c1 - c0 + o1 - o0)))"
+  rec "$1" "$2" cpu_s "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", c / hz}')"
+  rec "$1" "$2" cpu_pct "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", c / hz / (ns / 1e9) * 100}')"
+  parse_wrk "$f" "$1" "$2"
 }
 check_get() {  # $1 server $2 url $3 expected file -> records "ok" / what went wrong
   local got
@@ -186,13 +332,37 @@ check_get() {  # $1 server $2 url $3 expected file -> records "ok" / what went w
   else rec "$1" check "${3##*/}" "bad($got)"; log "WARN $1 GET ${2##*/} -> $got (content mismatch or error)"; fi
   rm -f "$OUTDIR/check.body"
 }
+check_listing() {  # $1 server $2 url: 200 and both the first and the last name are listed
+  local got f="$OUTDIR/r$ROUND.$1.listing.html"
+  got=$(curl -s -o "$f" --max-time 30 -w '%{http_code}:%{size_download}' "$2")
+  rec "$1" listing bytes "${got#*:}"
+  if [ "${got%%:*}" = 200 ] && grep -q 'file-00001\.txt' "$f" && grep -q "file-0*${MANY_COUNT}\.txt" "$f"; then
+    rec "$1" check listing ok
+  else rec "$1" check listing "bad($got)"; log "WARN $1 GET /$MANY/ -> $got (not a full listing)"; fi
+}
+time_listing() {  # $1 server $2 url: LIST_RUNS sequential curl timings (fresh connection each)
+  local i t0=$SECONDS f="$OUTDIR/r$ROUND.$1.listing.times"
+  : > "$f"
+  for i in $(seq 1 "$LIST_RUNS"); do
+    curl -s -o /dev/null --max-time 20 -w '%{http_code} %{time_total}\n' "$2" >> "$f"
+    [ $((SECONDS - t0)) -ge "$LIST_BUDGET" ] && break
+  done
+  rec "$1" listing failed_runs "$(awk '$1 != 200' "$f" | wc -l)"
+  awk '$1 == 200 { print $2 * 1000 }' "$f" | sort -g | awk -v r="$ROUND" -v s="$1" '{ a[NR] = $1 }
+    function out(m, v){ printf "%s\t%s\tlisting\t%s\t%s\n", r, s, m, v }
+    END { n = NR; out("runs", n)
+          if (n) { m = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+                   out("median_ms", sprintf("%.2f", m)); out("min_ms", sprintf("%.2f", a[1])) } }' >> "$TSV"
+}
 
 # ---------------------------------------------------------------- the run
 {
   echo "date: $(date -Is)"
-  echo "host: nproc=$(nproc) kernel=$(uname -r)"
+  echo "host: nproc=$(nproc) kernel=$(uname -r) cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)"
   echo "python: $PY ($("$PY" -V 2>&1))"
   echo "wrk: $(wrk --version 2>&1 | head -n 1)"
+  [ -n "$HTTP_SERVER" ] && echo "node: $(timeout 10 node --version 2>&1) http-server $(timeout 10 "$HTTP_SERVER" -v 2>&1 | head -n 1)"
+  [ -n "$NGINX" ] && echo "nginx: $(timeout 10 "$NGINX" -v 2>&1 | head -n 1)"
   echo "repo: $REPO @ $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
   echo "DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS SERVERS=$SERVERS"
   echo "DEVSERVE_CMD=$DEVSERVE_CMD"
@@ -205,12 +375,15 @@ declare -A PORT=()
 used_ports=" "
 run_list=""
 for s in $SERVERS; do
-  idx=$(server_index "$s") || { log "unknown server '$s' (known: py10 py11 devserve devserve-quiet)"; continue; }
+  idx=$(server_index "$s") || { log "unknown server '$s' (known: $KNOWN)"; continue; }
+  if [ -n "${SKIP_WHY[$s]:-}" ]; then rec "$s" start skipped "${SKIP_WHY[$s]}"; log "skip $s: ${SKIP_WHY[$s]}"; continue; fi
   port=$((BASE_PORT + idx * 10))
   for _ in $(seq 1 10); do
     if [[ $used_ports == *" $port "* ]] || port_in_use "$port"; then port=$((port + 1)); else break; fi
   done
-  if port_in_use "$port"; then log "skip $s: no free port near $((BASE_PORT + idx * 10))"; continue; fi
+  if port_in_use "$port"; then
+    rec "$s" start skipped "no free port near $((BASE_PORT + idx * 10))"; log "skip $s: no free port"; continue
+  fi
   used_ports="$used_ports$port "; PORT[$s]=$port; run_list="$run_list $s"
 done
 
@@ -224,16 +397,21 @@ bench_server() {  # $1 name: start, check, warm up, measure, stop
   rec "$s" start port "$port"
   rec "$s" idle rss_kb "$(sum_status_kb VmRSS "$SRV_PID")"
   check_get "$s" "$base/$SMALL" "$ROOT/$SMALL"
+  check_get "$s" "$base/$MEDIUM" "$ROOT/$MEDIUM"
   check_get "$s" "$base/$LARGE" "$ROOT/$LARGE"
+  check_listing "$s" "$base/$MANY/"
 
   timeout -k 5 $((WARMUP + 20)) wrk -t2 -c32 -d"${WARMUP}s" "$base/$SMALL" > "$OUTDIR/r$ROUND.$s.warmup.wrk" 2>&1
-  log "  1 KiB @32 conns";  run_wrk "$s" small_c32 2 32 "$base/$SMALL"
-  log "  1 KiB @1 conn";    run_wrk "$s" small_c1 1 1 "$base/$SMALL"
-  log "  100 MiB @4 conns"; run_wrk "$s" large_c4 2 4 "$base/$LARGE"
+  log "  1 KiB @32 conns";   run_wrk "$s" small_c32 2 32 "$base/$SMALL"
+  log "  1 KiB @1 conn";     run_wrk "$s" small_c1 1 1 "$base/$SMALL"
+  log "  100 KiB @32 conns"; run_wrk "$s" medium_c32 2 32 "$base/$MEDIUM"
+  log "  100 MiB @4 conns";  run_wrk "$s" large_c4 2 4 "$base/$LARGE"
+  log "  /$MANY/ listing ($MANY_COUNT files, $LIST_RUNS curl timings)"
+  time_listing "$s" "$base/$MANY/"
 
-  log "  1 GiB stream (peak RSS)"
+  log "  1 GiB stream, then $RSS_REQUESTS requests (RSS)"
   sleep 0.5                       # let in-flight large responses drain
-  reset_hwm "$SRV_PID"            # VmHWM := current RSS, so the next read is the streaming peak
+  reset_hwm "$SRV_PID"            # VmHWM := current RSS, so later reads are peaks from here on
   rec "$s" huge rss_before_kb "$(sum_status_kb VmRSS "$SRV_PID")"
   c0=$(cpu_ticks "$SRV_PID")
   got=$(curl -s -o /dev/null --max-time 120 -w '%{http_code} %{size_download} %{speed_download}' "$base/$HUGE")
@@ -246,6 +424,11 @@ bench_server() {  # $1 name: start, check, warm up, measure, stop
   rec "$s" huge cpu_s "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", c / hz}')"
   echo "$got" > "$OUTDIR/r$ROUND.$s.huge.curl"
   [ "$code" = 200 ] && [ "$size" = "$HUGE_SIZE" ] || log "WARN $s 1 GiB stream -> $got"
+  rec "$s" counted target "$RSS_REQUESTS"
+  run_wrk "$s" counted 2 32 "$base/" "$RSS_REQUESTS"
+  sleep 0.2
+  rec "$s" after rss_kb "$(sum_status_kb VmRSS "$SRV_PID")"
+  rec "$s" after hwm_kb "$(sum_status_kb VmHWM "$SRV_PID")"
   stop_server
 }
 
@@ -257,18 +440,24 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 done
 
 # ---------------------------------------------------------------- start-up time
-# `devserve --help` and a completion request against `python -m http.server --help`
-# (hyperfine, from Debian's package; skipped when absent or SKIP_STARTUP=1).
-if [ -z "${SKIP_STARTUP:-}" ] && command -v hyperfine >/dev/null; then
+# `python -m http.server --help`, `devserve --help`, a devserve completion request and node's
+# `http-server --help` (hyperfine, from Debian's package). startup.labels names each command
+# for report.py; startup.skipped says why the section is missing.
+if [ -n "${SKIP_STARTUP:-}" ]; then echo "SKIP_STARTUP set" > "$OUTDIR/startup.skipped"
+elif ! command -v hyperfine >/dev/null; then echo "hyperfine not installed" > "$OUTDIR/startup.skipped"
+else
   DS_BIN=$(dirname "$PY")/devserve
   [ -x "$DS_BIN" ] || DS_BIN="$PY -m devserve"
+  cmds=("$PY -m http.server --help" "$DS_BIN --help"
+        "env _DEVSERVE_COMPLETE=complete_bash COMP_WORDS='devserve se' COMP_CWORD=1 $DS_BIN")
+  labels="py-help devserve-help devserve-complete"
+  if [ -n "$HTTP_SERVER" ]; then cmds+=("$HTTP_SERVER --help"); labels="$labels node-help"
+  else echo "${SKIP_WHY[node]:-http-server not installed}" > "$OUTDIR/startup.node-skipped"; fi
+  echo "$labels" > "$OUTDIR/startup.labels"
   log "start-up times (hyperfine)"
   (cd "$REPO" && timeout -k 5 300 hyperfine -N --warmup 3 --runs 20 \
-    --export-json "$OUTDIR/startup.json" \
-    "$PY -m http.server --help" \
-    "$DS_BIN --help" \
-    "env _DEVSERVE_COMPLETE=complete_bash COMP_WORDS='devserve se' COMP_CWORD=1 $DS_BIN" \
-    > "$OUTDIR/startup.txt" 2>&1) || log "WARN hyperfine failed (see $OUTDIR/startup.txt)"
+    --export-json "$OUTDIR/startup.json" "${cmds[@]}" > "$OUTDIR/startup.txt" 2>&1) ||
+    { log "WARN hyperfine failed (see $OUTDIR/startup.txt)"; echo "hyperfine failed (see startup.txt)" > "$OUTDIR/startup.skipped"; }
 fi
 
 timeout 60 "$PY" "$BENCH_DIR/report.py" "$TSV" "$OUTDIR" | tee "$OUTDIR/report.md"
