@@ -140,6 +140,26 @@ TlsPasswordOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No request log.")]
 LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="Request log style.")]
+ReloadOption = Annotated[
+    bool,
+    typer.Option(
+        "--reload/--no-reload",
+        help="Refresh open pages when files change (adds a small script to HTML pages).",
+    ),
+]
+WatchOption = Annotated[
+    Optional[list[Path]],  # noqa: UP045
+    typer.Option("--watch", metavar="PATH", help="With --reload, also watch PATH (repeatable)."),
+]
+IgnoreOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--ignore",
+        metavar="GLOB",
+        help="With --reload, changes matching GLOB do not reload (repeatable; "
+        "VCS folders, node_modules, virtualenvs and editor temp files never do).",
+    ),
+]
 
 
 @app.command()
@@ -161,6 +181,9 @@ def serve(
     tls_password_file: TlsPasswordOption = None,
     quiet: QuietOption = False,
     log_format: LogFormatOption = LogFormat.pretty,
+    reload: ReloadOption = False,
+    watch: WatchOption = None,
+    ignore: IgnoreOption = None,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
     _run(locals(), None)
@@ -217,6 +240,9 @@ def cgi(
     tls_password_file: TlsPasswordOption = None,
     quiet: QuietOption = False,
     log_format: LogFormatOption = LogFormat.pretty,
+    reload: ReloadOption = False,
+    watch: WatchOption = None,
+    ignore: IgnoreOption = None,
 ) -> None:
     """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
     options = locals()
@@ -231,6 +257,9 @@ def _run(options: dict[str, Any], cgi_options: dict[str, Any] | None) -> None:
     console = make_console()
     try:
         headers = tuple(serving.parse_header(text) for text in options["header"] or ())
+        reload = serving.reload_config(
+            options["reload"], options["watch"] or (), options["ignore"] or ()
+        )
         cgi = None
         if cgi_options is not None:
             cgi = serving.CGIConfig(
@@ -263,6 +292,7 @@ def _run(options: dict[str, Any], cgi_options: dict[str, Any] | None) -> None:
         quiet=options["quiet"],
         log_format=log_format.value,
         cgi=cgi,
+        reload=reload,
     )
     log = RequestLog(console, log_format.value)
     log.start()

@@ -19,11 +19,11 @@ import threading
 import time
 import traceback
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devserve import __version__
 from devserve._io import SocketWriter
@@ -39,6 +39,10 @@ from devserve.server import (
     ThreadingHTTPServer,
     ThreadingHTTPSServer,
 )
+
+if TYPE_CHECKING:
+    from devserve.reload.hub import ReloadHub
+    from devserve.reload.watcher import Change, ChangeWatcher
 
 DEFAULT_PORT = 8000
 # How many ports after the default are tried when it is busy.
@@ -64,6 +68,14 @@ class CGIConfig:
 
 # The server's variables every script gets (PATH finds interpreters in #! lines).
 CGI_BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+@dataclass(frozen=True)
+class ReloadConfig:
+    """What ``--reload`` adds: the folders watched besides the served one, and globs ignored."""
+
+    watch: tuple[Path, ...] = ()
+    ignore: tuple[str, ...] = ()
 
 
 class ServeError(Exception):
@@ -93,6 +105,7 @@ class ServeConfig:
     quiet: bool = False
     log_format: str = "pretty"
     cgi: CGIConfig | None = None
+    reload: ReloadConfig | None = None
 
     @property
     def scheme(self) -> str:
@@ -122,6 +135,17 @@ def parse_header(text: str) -> tuple[str, str]:
     except ValueError:
         raise ServeError(f"malformed --header {text!r}: control characters") from None
     return name, value
+
+
+def reload_config(
+    enabled: bool, watch: Sequence[Path] = (), ignore: Sequence[str] = ()
+) -> ReloadConfig | None:
+    """The ``--reload``, ``--watch`` and ``--ignore`` options as a ReloadConfig, or ServeError."""
+    if not enabled:
+        if watch or ignore:
+            raise ServeError("--watch and --ignore need --reload")
+        return None
+    return ReloadConfig(watch=tuple(watch), ignore=tuple(ignore))
 
 
 def parse_env(text: str) -> tuple[str, str]:
@@ -162,13 +186,35 @@ def make_handler(
     report: Reporter,
     stats: Stats,
     base: type[SimpleHTTPRequestHandler] = SimpleHTTPRequestHandler,
+    hub: ReloadHub | None = None,
 ) -> Callable[..., Any]:
-    """The handler class the configuration asks for, bound to its directory."""
+    """The handler class the configuration asks for, bound to its directory.
+
+    With a ``hub`` (``--reload``), pages get the reload script and the hub's
+    endpoints are served; without one, the handler is exactly ``base``'s.
+    """
     extra_headers = [("Cache-Control", config.cache_control)] if config.cache_control else []
     if config.cors:
         extra_headers.append(("Access-Control-Allow-Origin", "*"))
     extra_headers.extend(config.headers)
+    # For responses that say Cache-Control: no-store themselves (injected pages).
+    uncacheable_headers = [h for h in extra_headers if h[0].lower() != "cache-control"]
     quiet = config.quiet
+    if hub is not None:
+        from devserve.reload.handler import reloading
+
+        told: set[str] = set()
+        told_lock = threading.Lock()
+
+        def notice(key: str, message: str) -> None:
+            """Say ``message`` the first time ``key`` comes up (a page that stays uninjected)."""
+            with told_lock:
+                if key in told:
+                    return
+                told.add(key)
+            report(LogEvent(time.time(), "warning", message))
+
+        base = reloading(base, hub, notice)
 
     def visible(name: str) -> bool:
         return config.show_hidden or not is_hidden_name(name)
@@ -189,6 +235,9 @@ def make_handler(
         spa_fallback = "index.html" if config.spa else None
         follow_symlinks = "always" if config.follow_symlinks else "inside"
         _note = ""
+        # Set per request by live reload (see devserve.reload.handler).
+        _uncacheable = False
+        _unlogged = False
 
         def handle_one_request(self) -> None:
             when = time.time()
@@ -203,7 +252,7 @@ def make_handler(
                 return
             sent = (writer.bytes_written if isinstance(writer, SocketWriter) else 0) - before
             stats.add(sent, status >= 500)
-            if not quiet:
+            if not quiet and not (self._unlogged and status < 400):
                 report(
                     RequestRecord(
                         when=when,
@@ -220,7 +269,7 @@ def make_handler(
 
         def end_headers(self) -> None:
             if self._status is not None and self._status >= 200:
-                for name, value in extra_headers:
+                for name, value in uncacheable_headers if self._uncacheable else extra_headers:
                     self.send_header(name, value)
             super().end_headers()
 
@@ -303,6 +352,9 @@ def _tls_options(config: ServeConfig) -> dict[str, Any]:
 
 def _server_class(base: type[HTTPServer], report: Reporter, stats: Stats) -> type[HTTPServer]:
     class DevServer(base):  # type: ignore[valid-type,misc]
+        # The live-reload hub its handlers serve (with --reload).
+        reload_hub: ReloadHub | None = None
+
         def handle_error(self, request: Any, client_address: Any) -> None:
             if isinstance(sys.exc_info()[1], _CLIENT_GONE):
                 return
@@ -342,7 +394,13 @@ def create_server(
             if not directory.startswith("/") or directory == "/":
                 raise ServeError(f"--cgi-dir must be a URL folder like /cgi-bin, not {directory!r}")
         handler_base = CGIHTTPRequestHandler
-    handler = make_handler(config, str(root), report, stats, handler_base)
+    hub = None
+    if config.reload is not None:
+        from devserve.reload.hub import ReloadHub
+
+        watched_paths(config, root)
+        hub = ReloadHub()
+    handler = make_handler(config, str(root), report, stats, handler_base, hub)
     base: type[HTTPServer] = ThreadingHTTPSServer if tls else ThreadingHTTPServer
     server_class = _server_class(base, report, stats)
     hosts = [config.bind or LOOPBACK]
@@ -366,8 +424,64 @@ def create_server(
             except (OverflowError, UnicodeError, ValueError) as error:
                 raise ServeError(f"cannot bind {host}:{port}: {error}") from None
             moved = DEFAULT_PORT if config.port is None and port != DEFAULT_PORT else None
+            server.reload_hub = hub  # type: ignore[attr-defined]
             return server, moved
     raise ServeError("no free port found")  # pragma: no cover - the loops return or raise
+
+
+def watched_paths(config: ServeConfig, root: Path) -> list[Path]:
+    """What ``--reload`` watches: the served folder, then each ``--watch`` path outside it."""
+    paths = [root]
+    for path in config.reload.watch if config.reload is not None else ():
+        if not path.exists():
+            raise ServeError(f"--watch path not found: {path}")
+        resolved = path.resolve()
+        if not any(resolved == p or resolved.is_relative_to(p) for p in paths):
+            paths.append(resolved)
+    return paths
+
+
+def start_watcher(
+    config: ServeConfig, root: Path, hub: ReloadHub, report: Reporter
+) -> ChangeWatcher:
+    """Watch for ``--reload`` (watches in place on return); each batch is published and logged."""
+    from devserve.reload.watcher import ChangeWatcher, WatchError, describe, is_css_only
+
+    assert config.reload is not None
+
+    def on_changes(changes: list[Change]) -> None:
+        css_only = is_css_only(changes)
+        told = hub.publish(css_only)
+        if config.quiet:
+            return
+        files = describe(changes, watcher.rules)
+        browsers = f"{told} browser{'' if told == 1 else 's'}"
+        if not told:
+            message = f"changed: {files} (no browser is connected to reload)"
+        elif css_only:
+            message = f"stylesheets swapped in {browsers}: {files}"
+        else:
+            message = f"reload sent to {browsers}: {files}"
+        report(LogEvent(time.time(), "info", message))
+
+    def on_warning(message: str) -> None:
+        report(LogEvent(time.time(), "warning", message))
+
+    def on_error(message: str, error: BaseException) -> None:
+        report(LogEvent(time.time(), "error", message, "".join(traceback.format_exception(error))))
+
+    watcher = ChangeWatcher(
+        [str(p) for p in watched_paths(config, root)],
+        on_changes,
+        ignore=config.reload.ignore,
+        on_warning=on_warning,
+        on_error=on_error,
+    )
+    try:
+        watcher.start()
+    except WatchError as error:
+        raise ServeError(str(error)) from None
+    return watcher
 
 
 def _bind_message(host: str, port: int, error: OSError) -> str:
@@ -418,6 +532,8 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         options.append(f"{len(config.headers)} extra header(s)")
     if config.cgi is not None:
         options.append(f"cgi: {', '.join(config.cgi.directories)} ({config.cgi.timeout:g} s)")
+    if config.reload is not None:
+        options.append("live reload")
     if config.protocol != "HTTP/1.1":
         options.append(config.protocol)
     return ReadyInfo(
@@ -444,6 +560,8 @@ def serve(
     """
     stats = Stats()
     server, moved = create_server(config, reporter, stats, handler_base)
+    hub: ReloadHub | None = getattr(server, "reload_hub", None)
+    watcher = None
     stopping = threading.Event()
     hurry = threading.Event()
 
@@ -461,12 +579,18 @@ def serve(
             sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
         }
     try:
+        if hub is not None:
+            watcher = start_watcher(config, check_directory(config.directory), hub, reporter)
         info = ready_info(config, server, moved)
         reporter.ready(info)
         if config.open_browser:
             threading.Thread(target=webbrowser.open, args=(info.urls[0],), daemon=True).start()
         server.serve_forever(poll_interval=0.2)
     finally:
+        if hub is not None:
+            hub.close()  # event streams end now, so they do not hold up the drain
+        if watcher is not None:
+            watcher.stop()
         _drain(server, hurry)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,242 @@
+"""The reload hub and its event stream: fan-out, disconnects, no leaked threads, raw sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from devserve.reload.handler import reloading
+from devserve.reload.hub import HubClosed, ReloadHub, sse_message
+from devserve.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from tests.support import port_of, running_server
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or the deadline passes; returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return condition()
+        time.sleep(0.01)
+    return True
+
+
+def messages(data: bytes) -> list[dict[str, object]]:
+    """The JSON messages in an event-stream body."""
+    return [json.loads(line[6:]) for line in data.split(b"\n") if line.startswith(b"data: ")]
+
+
+# ----------------------------------------------------------------------------- the hub
+
+
+def test_publish_reaches_every_subscriber_and_counts_them() -> None:
+    hub = ReloadHub("srv")
+    subscriptions = [hub.subscribe() for _ in range(50)]
+    assert hub.subscriber_count == 50
+    assert hub.publish(css_only=True) == 50
+    assert hub.publish(css_only=False) == 50
+    assert hub.seq == 2
+    for subscription in subscriptions:
+        assert [messages(m)[0] for m in subscription.take()] == [
+            {"type": "change", "server": "srv", "seq": 1, "css": True},
+            {"type": "change", "server": "srv", "seq": 2, "css": False},
+        ]
+        assert subscription.take() == []
+        subscription.close()
+        subscription.close()  # idempotent
+    assert hub.subscriber_count == 0
+    assert hub.publish(css_only=False) == 0
+
+
+def test_hello_says_which_server_and_how_many_changes() -> None:
+    hub = ReloadHub()
+    hub.publish(css_only=False)
+    assert messages(hub.hello()) == [{"type": "hello", "server": hub.server_id, "seq": 1}]
+    assert ReloadHub().server_id != hub.server_id
+
+
+def test_publish_never_blocks_on_a_subscriber_that_does_not_read() -> None:
+    hub = ReloadHub()
+    with hub.subscribe() as subscription:
+        started = time.monotonic()
+        for _ in range(20_000):  # far more wake-ups than a socket buffer holds
+            hub.publish(css_only=False)
+        assert time.monotonic() - started < 5
+        assert len(subscription.take()) == 20_000
+    assert hub.subscriber_count == 0
+
+
+def test_close_ends_every_subscription_and_refuses_new_ones() -> None:
+    hub = ReloadHub()
+    subscription = hub.subscribe()
+    hub.close()
+    assert subscription.ended
+    with pytest.raises(HubClosed):
+        hub.subscribe()
+    subscription.close()
+
+
+def test_sse_message_framing() -> None:
+    assert sse_message({"a": 1}) == b'data: {"a":1}\n\n'
+
+
+# ----------------------------------------------------------------------------- the endpoint
+
+
+@pytest.fixture
+def hub() -> ReloadHub:
+    return ReloadHub("endpoint-test")
+
+
+@pytest.fixture
+def server(tmp_path: Path, hub: ReloadHub) -> Iterator[ThreadingHTTPServer]:
+    (tmp_path / "page.html").write_text("<body>page</body>")
+    handler = reloading(SimpleHTTPRequestHandler, hub, lambda key, message: None, heartbeat=0.2)
+    handler.protocol_version = "HTTP/1.1"
+    with running_server(ThreadingHTTPServer, handler, str(tmp_path)) as running:
+        assert isinstance(running, ThreadingHTTPServer)
+        yield running
+        hub.close()  # as serve() does: streams end before the server closes
+
+
+class Stream:
+    """A raw client of the event stream."""
+
+    def __init__(self, port: int, request: bytes | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.sendall(request or b"GET /__devserve__/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.data = b""
+
+    def read_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.data:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.data += chunk
+        return self.data
+
+    def read_to_end(self) -> bytes:
+        with contextlib.suppress(TimeoutError):
+            while chunk := self.sock.recv(65536):
+                self.data += chunk
+        return self.data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_stream_over_a_raw_socket(server: ThreadingHTTPServer, hub: ReloadHub) -> None:
+    stream = Stream(port_of(server))
+    head = stream.read_until(b'"seq":0}\n\n').partition(b"\r\n\r\n")[0].decode()
+    lines = head.split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK"
+    fields = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines[1:])}
+    assert fields["content-type"] == "text/event-stream; charset=utf-8"
+    assert fields["cache-control"] == "no-store"
+    assert fields["x-accel-buffering"] == "no"
+    assert fields["connection"] == "close"
+    assert "content-length" not in fields
+    body = stream.data.partition(b"\r\n\r\n")[2]
+    assert body.startswith(b"retry: 500\n\n")
+    assert messages(body) == [{"type": "hello", "server": "endpoint-test", "seq": 0}]
+
+    assert wait_for(lambda: hub.subscriber_count == 1)
+    assert hub.publish(css_only=True) == 1
+    stream.read_until(b'"seq":1')
+    assert messages(stream.data)[-1] == {
+        "type": "change",
+        "server": "endpoint-test",
+        "seq": 1,
+        "css": True,
+    }
+    assert b": ping\n\n" in stream.read_until(b": ping\n\n", timeout=2)  # the heartbeat
+    stream.close()
+    assert wait_for(lambda: hub.subscriber_count == 0)
+
+
+def test_disconnects_free_subscriptions_and_threads(
+    server: ThreadingHTTPServer, hub: ReloadHub
+) -> None:
+    baseline = threading.active_count()
+    streams = [Stream(port_of(server)) for _ in range(40)]
+    for stream in streams:
+        stream.read_until(b'"seq":0}\n\n')
+    assert wait_for(lambda: hub.subscriber_count == 40)
+    assert threading.active_count() >= baseline + 40  # one handler thread per stream
+    assert hub.publish(css_only=False) == 40
+    for stream in streams:
+        assert b'"seq":1' in stream.read_until(b'"seq":1')
+        stream.close()
+    # a closed client is noticed at once, not at the next heartbeat or write
+    assert wait_for(lambda: hub.subscriber_count == 0, timeout=2)
+    assert wait_for(lambda: threading.active_count() <= baseline, timeout=2)
+
+
+def test_a_client_that_half_closes_is_gone(server: ThreadingHTTPServer, hub: ReloadHub) -> None:
+    stream = Stream(port_of(server))
+    stream.read_until(b'"seq":0}\n\n')
+    assert wait_for(lambda: hub.subscriber_count == 1)
+    stream.sock.shutdown(socket.SHUT_WR)
+    assert wait_for(lambda: hub.subscriber_count == 0, timeout=2)
+    stream.close()
+
+
+def test_closing_the_hub_ends_open_streams(server: ThreadingHTTPServer, hub: ReloadHub) -> None:
+    streams = [Stream(port_of(server)) for _ in range(5)]
+    for stream in streams:
+        stream.read_until(b'"seq":0}\n\n')
+    assert wait_for(lambda: hub.subscriber_count == 5)
+    hub.close()
+    for stream in streams:
+        stream.read_to_end()  # the server closes the connection: no timeout
+        stream.close()
+    late = exchange(port_of(server), b"GET /__devserve__/events HTTP/1.0\r\n\r\n")
+    assert late.startswith(b"HTTP/1.1 503 ")
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    stream = Stream(port, request)
+    try:
+        return stream.read_to_end()
+    finally:
+        stream.close()
+
+
+def test_head_worker_and_unknown_reserved_paths(server: ThreadingHTTPServer) -> None:
+    port = port_of(server)
+    head = exchange(port, b"HEAD /__devserve__/events HTTP/1.0\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"text/event-stream" in head
+    assert head.endswith(b"\r\n\r\n")
+
+    worker = exchange(port, b"GET /__devserve__/worker.js HTTP/1.0\r\n\r\n")
+    headers, _, body = worker.partition(b"\r\n\r\n")
+    assert headers.startswith(b"HTTP/1.1 200 ")
+    assert b"Content-Type: text/javascript; charset=utf-8" in headers
+    assert b"Cache-Control: no-store" in headers
+    assert f"Content-Length: {len(body)}".encode() in headers
+    assert b"new EventSource(" in body
+
+    # a body sent with the GET is read and dropped, not taken for the next request
+    smuggled = b"GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n"
+    twice = exchange(
+        port,
+        b"GET /__devserve__/worker.js HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+        b"GET /__devserve__/worker.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        % (len(smuggled), smuggled),
+    )
+    assert twice.count(b"HTTP/1.1 200 ") == 2
+    assert b"<body>page</body>" not in twice
+
+    for target in (b"/__devserve__/", b"/__devserve__/events/x", b"/__devserve__/../page.html"):
+        reply = exchange(port, b"GET " + target + b" HTTP/1.0\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 404 "), target
