@@ -174,8 +174,11 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as root:
         Path(root, "small.txt").write_bytes(b"x" * 1024)
+        # every client below holds a connection: lift the default cap of 1024
+        cap = str(args.keepalive + args.slow + 64)
+        command = [sys.executable, "-m", "devserve", "serve", root, "--port", "0", "--quiet"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "devserve", "serve", root, "--port", "0", "--quiet"],
+            [*command, "--max-connections", cap],
             cwd=REPO,
             env={**os.environ, "NO_COLOR": "1"},
             stderr=subprocess.PIPE,

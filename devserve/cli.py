@@ -140,6 +140,24 @@ TlsPasswordOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No request log.")]
 LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="Request log style.")]
+IdleTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--idle-timeout",
+        min=0.1,
+        metavar="SECONDS",
+        help="Close a kept-alive connection after this long without a request.",
+    ),
+]
+MaxConnectionsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-connections",
+        min=1,
+        metavar="N",
+        help="Open connections beyond this are answered 503 (each one is a thread).",
+    ),
+]
 ReloadOption = Annotated[
     bool,
     typer.Option(
@@ -182,6 +200,8 @@ def serve(
     quiet: QuietOption = False,
     log_format: LogFormatOption = LogFormat.pretty,
     reload: ReloadOption = False,
+    idle_timeout: IdleTimeoutOption = 30.0,
+    max_connections: MaxConnectionsOption = 1024,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
 ) -> None:
@@ -241,6 +261,8 @@ def cgi(
     quiet: QuietOption = False,
     log_format: LogFormatOption = LogFormat.pretty,
     reload: ReloadOption = False,
+    idle_timeout: IdleTimeoutOption = 30.0,
+    max_connections: MaxConnectionsOption = 1024,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
 ) -> None:
@@ -293,6 +315,8 @@ def _run(options: dict[str, Any], cgi_options: dict[str, Any] | None) -> None:
         log_format=log_format.value,
         cgi=cgi,
         reload=reload,
+        idle_timeout=options["idle_timeout"],
+        max_connections=options["max_connections"],
     )
     log = RequestLog(console, log_format.value)
     log.start()

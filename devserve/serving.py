@@ -106,6 +106,10 @@ class ServeConfig:
     log_format: str = "pretty"
     cgi: CGIConfig | None = None
     reload: ReloadConfig | None = None
+    # Limits that keep slow, idle and flooding clients in check.
+    idle_timeout: float = 30.0  # seconds a kept-alive connection may sit idle
+    max_connections: int = 1024  # beyond this, new connections get 503
+    request_timeout: float = 10.0  # seconds for a request line and headers to arrive
 
     @property
     def scheme(self) -> str:
@@ -223,6 +227,10 @@ def make_handler(
 
     class DevHandler(base):  # type: ignore[valid-type,misc]
         protocol_version = config.protocol
+        # The socket timeout bounds a client that stops reading (or sending) in
+        # the middle of a request; it is longer than the idle and request
+        # deadlines, which the server enforces itself.
+        timeout = max(60.0, config.idle_timeout + config.request_timeout)
         if cgi is not None:
             cgi_directories = list(cgi.directories)
             cgi_timeout = cgi.timeout
@@ -350,10 +358,15 @@ def _tls_options(config: ServeConfig) -> dict[str, Any]:
     return options
 
 
-def _server_class(base: type[HTTPServer], report: Reporter, stats: Stats) -> type[HTTPServer]:
+def _server_class(
+    base: type[HTTPServer], config: ServeConfig, report: Reporter, stats: Stats
+) -> type[HTTPServer]:
     class DevServer(base):  # type: ignore[valid-type,misc]
         # The live-reload hub its handlers serve (with --reload).
         reload_hub: ReloadHub | None = None
+        request_timeout = config.request_timeout
+        idle_timeout = config.idle_timeout
+        max_connections = config.max_connections
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             if isinstance(sys.exc_info()[1], _CLIENT_GONE):
@@ -385,6 +398,10 @@ def create_server(
         raise ServeError(f"unsupported protocol {config.protocol!r} (use HTTP/1.0 or HTTP/1.1)")
     if config.port is not None and not 0 <= config.port <= 65535:
         raise ServeError(f"port out of range: {config.port} (use 0-65535)")
+    if config.idle_timeout <= 0 or config.request_timeout <= 0:
+        raise ServeError("timeouts must be more than 0 seconds")
+    if config.max_connections < 1:
+        raise ServeError("--max-connections must be at least 1")
     if config.lan and config.bind is not None:
         raise ServeError("use either --lan or --bind, not both")
     root = check_directory(config.directory)
@@ -402,7 +419,7 @@ def create_server(
         hub = ReloadHub()
     handler = make_handler(config, str(root), report, stats, handler_base, hub)
     base: type[HTTPServer] = ThreadingHTTPSServer if tls else ThreadingHTTPServer
-    server_class = _server_class(base, report, stats)
+    server_class = _server_class(base, config, report, stats)
     hosts = [config.bind or LOOPBACK]
     if config.lan:
         hosts = ["::", "0.0.0.0"] if socket.has_ipv6 else ["0.0.0.0"]
@@ -547,6 +564,25 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
     )
 
 
+def raise_fd_limit(wanted: int) -> int:
+    """Raise this process's soft limit on open files towards ``wanted`` (never lower it).
+
+    Each connection needs a descriptor; the usual soft limit (1024) would make the
+    connection cap unreachable. Returns the soft limit in force afterwards.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
 def serve(
     config: ServeConfig,
     reporter: Reporter,
@@ -559,6 +595,7 @@ def serve(
     short), then close what is left.
     """
     stats = Stats()
+    raise_fd_limit(2 * config.max_connections + 256)
     server, moved = create_server(config, reporter, stats, handler_base)
     hub: ReloadHub | None = getattr(server, "reload_hub", None)
     watcher = None

@@ -86,6 +86,10 @@ Config = serving.ServeConfig
             Config(tls_cert=Path("c.pem"), tls_key=Path("k.pem"), tls_password_file=Path("p.txt")),
         ),
         (["--log-format", "json"], Config(log_format="json")),
+        (
+            ["--idle-timeout", "5", "--max-connections", "10"],
+            Config(idle_timeout=5.0, max_connections=10),
+        ),
         (["--log-format", "plain", "--quiet"], Config(log_format="plain", quiet=True)),
     ],
 )
@@ -126,7 +130,15 @@ def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None
     assert len(result.output.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [["--port", "eighty"], ["--protocol", "HTTP/2"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--port", "eighty"],
+        ["--protocol", "HTTP/2"],
+        ["--max-connections", "0"],
+        ["--idle-timeout", "0"],
+    ],
+)
 def test_bad_option_value_is_a_usage_error(args: list[str]) -> None:
     result = runner.invoke(app, ["serve", *args])
     assert result.exit_code == 2
@@ -450,3 +462,35 @@ def test_python_dash_m_devserve_works() -> None:
         timeout=30,
     )
     assert result.stdout.strip() == f"devserve {__version__}"
+
+
+def test_limits_apply_to_the_real_server(site: Path) -> None:
+    args = ["--port", "0", "-q", "--idle-timeout", "0.5", "--max-connections", "2"]
+    with serve_process(str(site), *args) as (process, url):
+        host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as idle:
+            idle.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            idle.settimeout(5)
+            while idle.recv(65536):  # the rest of the reply, then the server's close
+                pass
+            assert time.monotonic() - started < 3
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.2)  # both are accepted and counted
+            with socket.create_connection((host, int(port)), timeout=5) as third:
+                third.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert third.recv(65536).startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in held:
+                sock.close()
+        stop_and_read(process)
+
+
+def test_fd_limit_is_raised_never_lowered() -> None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert serving.raise_fd_limit(16) >= soft
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == soft
