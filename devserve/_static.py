@@ -363,6 +363,19 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def list_directory(self, path: str | os.PathLike[str]) -> Body | None:
         """Send the headers of a listing of ``path``; return its body (documented)."""
+        listing = self._listing_page(path)
+        if listing is None:
+            return None
+        body, encoding = listing
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-type", f"text/html; charset={encoding}")
+        self.send_header("Content-Length", str(len(body)))
+        self._send_extra_headers()
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def _listing_page(self, path: str | os.PathLike[str]) -> tuple[bytes, str] | None:
+        """The listing page of ``path`` and its encoding; answers 404 itself if unreadable."""
         try:
             with os.scandir(path) as it:
                 entries = [_entry(item) for item in it if self._listed(item.name)]
@@ -370,13 +383,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND, "No permission to list directory")
             return None
         encoding = sys.getfilesystemencoding()
-        body = render_listing(self.path, entries, encoding)
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-type", f"text/html; charset={encoding}")
-        self.send_header("Content-Length", str(len(body)))
-        self._send_extra_headers()
-        self.end_headers()
-        return io.BytesIO(body)
+        return render_listing(self.path, entries, encoding), encoding
 
     def _listed(self, name: str) -> bool:
         """Whether a directory entry appears in listings (hook for subclasses)."""

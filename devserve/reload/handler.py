@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import IO, TYPE_CHECKING, ClassVar, cast
 
-from devserve._listing import Entry, render_listing
 from devserve._protocol import MAX_LINE
 from devserve.reload import sse
 from devserve.reload.hub import HubClosed, ReloadHub
@@ -216,15 +214,11 @@ class ReloadingHandler(SimpleHTTPRequestHandler):
         """Keeps the documented contract; the listing page gets the script too."""
         if not self._wants_script():
             return super().list_directory(path)
-        # The documented method sends its own headers, so the listing is built here.
-        try:
-            with os.scandir(path) as it:
-                entries = [_entry(item) for item in it if self._listed(item.name)]
-        except OSError:
-            self.send_error(HTTPStatus.NOT_FOUND, "No permission to list directory")
+        # The documented method sends its own headers, so the page is sent here.
+        listing = self._listing_page(path)
+        if listing is None:
             return None
-        encoding = sys.getfilesystemencoding()
-        body = render_listing(self.path, entries, encoding)
+        body, encoding = listing
         return self._send_page(body, f"text/html; charset={encoding}")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -263,14 +257,6 @@ class ReloadingHandler(SimpleHTTPRequestHandler):
             return None
         self._injected = self._uncacheable = True
         return snippet
-
-
-def _entry(item: os.DirEntry[str]) -> Entry:
-    try:
-        is_dir = item.is_dir()
-    except OSError:
-        is_dir = False
-    return Entry(item.name, is_dir, item.is_symlink())
 
 
 class ScriptOutput:
