@@ -59,8 +59,8 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         while True:
             try:
                 chunk = sock.recv(65536)
-            except TimeoutError:
-                break
+            except (TimeoutError, ConnectionResetError):
+                break  # what was read is the answer (a refusal may end in a reset)
             if not chunk:
                 break
             chunks.append(chunk)

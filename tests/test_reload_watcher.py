@@ -147,7 +147,10 @@ def test_forced_polling_sees_changes(site: Path) -> None:
     with ChangeWatcher([site], found.queue.put, force_polling=True, poll_ms=50) as watcher:
         assert watcher.polling
         (site / "new.html").write_text("new")
-        assert found.next() == [Change("added", str(site / "new.html"))]
+        # Polling may also see the folder's own mtime move; the file must be there.
+        batch = found.next()
+        assert Change("added", str(site / "new.html")) in batch
+        assert {change.path for change in batch} <= {str(site), str(site / "new.html")}
 
 
 def test_a_failing_callback_is_reported_not_raised(site: Path) -> None:
