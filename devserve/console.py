@@ -122,7 +122,6 @@ class RequestLog:
         self._ansi = _ansi_pairs(console) if log_format == "pretty" else {}
         self._queue: queue.SimpleQueue[RequestRecord | LogEvent | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._told_once: set[str] = set()
 
     # -- the sink the server calls (any thread)
 
@@ -319,12 +318,6 @@ class RequestLog:
             f"{format_size(summary.size)} sent, {summary.errors} errors "
             f"in {_duration(summary.seconds)}"
         )
-
-    def tell_once(self, key: str, event: LogEvent) -> None:
-        """Log ``event`` the first time ``key`` is seen (for warnings that would repeat)."""
-        if key not in self._told_once:
-            self._told_once.add(key)
-            self(event)
 
 
 def scrub(text: str) -> str:
