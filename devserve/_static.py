@@ -425,7 +425,7 @@ class SmallFileCache:
     read and a close; on a busy threaded server each syscall is a GIL round trip.
     """
 
-    def __init__(self, max_bytes: int = 8 << 20, max_entry: int = 64 << 10) -> None:
+    def __init__(self, max_bytes: int = 6 << 20, max_entry: int = 256 << 10) -> None:
         self.max_bytes = max_bytes
         self.max_entry = max_entry
         self._entries: OrderedDict[object, tuple[tuple[int, ...], bytes]] = OrderedDict()
