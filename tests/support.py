@@ -125,3 +125,35 @@ def stop_and_read(process: subprocess.Popen[str]) -> str:
     assert process.wait(10) == 0
     assert process.stderr is not None
     return process.stderr.read()
+
+
+class LogLines:
+    """Lines a handler logged, collected from its ``log_message`` (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    def wait_for(self, needle: str, timeout: float = 5.0) -> list[str]:
+        """The lines once one contains ``needle`` (or after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.lines()
+            if any(needle in line for line in lines) or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.01)
+
+    def wait_for_text(self, needle: str, timeout: float = 5.0) -> str:
+        """``wait_for``, joined into one text."""
+        return "\n".join(self.wait_for(needle, timeout))

@@ -31,7 +31,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -40,6 +39,7 @@ import pytest
 
 from devserve import server as devserve_server
 from devserve.server import CGIHTTPRequestHandler, ThreadingHTTPServer
+from tests.support import LogLines as Log
 from tests.support import port_of, raw_exchange, running_server, status_of
 
 TIMEOUT = 10.0
@@ -190,31 +190,6 @@ def tree() -> Iterator[Tree]:
 
 
 # --------------------------------------------------------------------------- server
-
-
-class Log:
-    """What the handler logged, collected from its ``log_message``."""
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            return list(self._lines)
-
-    def wait_for(self, needle: str, timeout: float = 5.0) -> list[str]:
-        """The log once a line containing ``needle`` is there (or after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.lines()
-            if any(needle in line for line in lines) or time.monotonic() > deadline:
-                return lines
-            time.sleep(0.01)
 
 
 def recording_handler(log: Log, protocol: str = "HTTP/1.0") -> type[CGIHTTPRequestHandler]:

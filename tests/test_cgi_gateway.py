@@ -28,7 +28,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any, ClassVar, cast
 import pytest
 
 from devserve.server import CGIHTTPRequestHandler, ThreadingHTTPServer
+from tests.support import LogLines as Log
 from tests.support import (
     devserve_env,
     devserve_process,
@@ -146,29 +146,6 @@ def tree() -> Iterator[Tree]:
 
 
 # --------------------------------------------------------------------------- server
-
-
-class Log:
-    """What the handler logged, collected from its ``log_message``."""
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-
-    def text(self) -> str:
-        with self._lock:
-            return "\n".join(self._lines)
-
-    def wait_for(self, needle: str, timeout: float = 5.0) -> str:
-        """The log once it contains ``needle`` (or after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while needle not in self.text() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.text()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -551,7 +528,7 @@ def test_silent_hanging_script_gets_504_and_its_process_group_dies(
             sock.sendall(b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: x\r\n\r\n")
             data = read_until_closed(sock)
         elapsed = time.monotonic() - started
-        log = s.log.wait_for("timed out")
+        log = s.log.wait_for_text("timed out")
     assert status_of(data) == 504, data[:300]
     assert elapsed < 8, f"504 only after {elapsed:.1f} s with a 1 s timeout"
     assert "timed out" in log
@@ -566,7 +543,7 @@ def test_script_hanging_mid_body_sends_partial_body_then_closes(tree: Tree, prot
         with socket.create_connection(("127.0.0.1", s.port), TIMEOUT) as sock:
             sock.sendall(b"GET /cgi-bin/partial.sh HTTP/1.1\r\nHost: x\r\n\r\n")
             data = read_until_closed(sock)
-        log = s.log.wait_for("timed out")
+        log = s.log.wait_for_text("timed out")
     head, _, body = data.partition(b"\r\n\r\n")
     assert status_of(data) == 200
     assert "timed out" in log
@@ -596,7 +573,7 @@ def test_script_that_cannot_start_is_500_and_logged(
     tree.write("cgi-bin/broken", text)
     with serve(tree) as s:
         got, _, _ = request(s.port, "GET", "/cgi-bin/broken")
-        log = s.log.wait_for(logged)
+        log = s.log.wait_for_text(logged)
     assert got == status
     assert logged in log
     assert "/cgi-bin/broken" in log  # which script
@@ -614,7 +591,7 @@ def test_script_nobody_cannot_execute_is_403_and_logged(tree: Tree, case: str) -
         path = "/cgi-bin/mine.sh"
     with serve(tree) as s:
         status, _, _ = request(s.port, "GET", path)
-        log = s.log.wait_for("permission denied")
+        log = s.log.wait_for_text("permission denied")
     assert status == 403
     assert f"{script}: permission denied" in log
 
