@@ -107,7 +107,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         path = self.translate_path(self.path)
         cached = self._from_cache(path)
         if cached is not None:
-            return cached
+            self.answered_by = "file"
+            return self._send_file_head(cached[0], cached[1], self.guess_type(path))
         # Open first, then look: one open and one fstat answer "exists? directory?
         # regular file?" and the symlink check reads where the open descriptor
         # really points. Every syscall here lets the GIL go, so fewer is faster.
@@ -190,8 +191,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             return None
         return (path, self.directory, self.follow_symlinks, self.show_hidden)
 
-    def _from_cache(self, path: str) -> Body | None:
-        """Answer from the small-file cache: one stat instead of open, fstat, check, read."""
+    def _from_cache(self, path: str) -> tuple[MemoryFile, os.stat_result] | None:
+        """The small-file cache's copy of ``path``: one stat instead of open, fstat, check, read."""
         key = self._cache_key(path)
         if key is None:
             return None
@@ -202,8 +203,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         data = _SMALL_FILES.get(key, st)
         if data is None:
             return None
-        self.answered_by = "file"
-        return self._send_file_head(MemoryFile(data, path), st, self.guess_type(path))
+        return MemoryFile(data, path), st
 
     def _serve_opened(self, path: str, fd: int, st: os.stat_result, kind: str) -> Body | None:
         key = self._cache_key(path) if kind == "file" else None

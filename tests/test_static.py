@@ -24,6 +24,10 @@ from devserve._static import _SMALL_FILES
 from tests.support import port_of, raw_exchange, running_server, status_of
 
 
+# An HTTP date far enough ahead that every file is older.
+FUTURE = email.utils.formatdate(2_000_000_000, usegmt=True)
+
+
 class Quiet(ds.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -226,6 +230,26 @@ def test_keep_alive_mixed_responses(port: int) -> None:
         assert response.getheader("Connection") != "close"
     assert seen == [200, 200, 301, 206, 304, 200]
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [("If-None-Match: *", 304), ('If-Match: "other"', 412), ("If-Modified-Since: " + FUTURE, 304)],
+)
+def test_a_cached_file_answers_a_conditional_request_once(
+    port: int, header: str, status: int
+) -> None:
+    """A conditional answer from the small-file cache is the only answer (it once came twice)."""
+    warm = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+    conditional = f"GET /hello.txt HTTP/1.1\r\nHost: x\r\n{header}\r\n".encode()
+    last = b"GET /sub/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reply = raw_exchange(port, warm + warm + conditional + b"\r\n" + last)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
+    if status == 412:  # an error closes the connection
+        assert statuses == [b"200", b"200", b"412"]
+    else:
+        assert statuses == [b"200", b"200", str(status).encode(), b"200"]
+        assert reply.endswith(b"sub index")
 
 
 def test_headers_and_small_body_leave_in_one_write(root: Path) -> None:
