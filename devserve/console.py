@@ -16,7 +16,8 @@ import queue
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Literal, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, TextIO, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -60,6 +61,11 @@ _STYLE_NAMES = tuple(str(name) for name in THEME.styles)
 
 # Seconds the log thread waits between batches (a line shows up at most this late).
 _BATCH_PAUSE = 0.02
+# Records rendered per write at most; past this many queued, producers wait.
+_BATCH_MAX = 4096
+_BACKLOG_LIMIT = 20_000
+# Rendered request lines remembered (without time and duration).
+_MIDDLES_MAX = 1024
 
 
 def make_console(file: TextIO | None = None) -> Console:
@@ -120,13 +126,34 @@ class RequestLog:
         self.console = console
         self.format = log_format
         self._ansi = _ansi_pairs(console) if log_format == "pretty" else {}
-        self._queue: queue.SimpleQueue[RequestRecord | LogEvent | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._middles: dict[tuple[object, ...], tuple[str, str]] = {}
+        self._duration_paint = self._ansi.get("devserve.duration", ("", ""))
+        self._durations: dict[int, str] = {}
+        self._clocks: dict[int, str] = {}
 
     # -- the sink the server calls (any thread)
 
     def __call__(self, item: RequestRecord | LogEvent) -> None:
-        self._queue.put(item)
+        # Rendering is a cached string join (no rich on this path), cheaper than
+        # handing the record over; the write, which can block, is the log thread's.
+        text = self.render_request(item) if type(item) is RequestRecord else self.render(item)
+        if self._queue.qsize() > _BACKLOG_LIMIT:
+            self._wait_for_room()
+        self._queue.put(text)
+
+    def _wait_for_room(self) -> None:
+        """Hold the caller while the log is far behind (a slow terminal or pipe).
+
+        The queue would otherwise grow without bound; this is the wait a server
+        that writes its log synchronously would have, paid only when behind.
+        """
+        thread = self._thread
+        while (
+            thread is not None and thread.is_alive() and self._queue.qsize() > _BACKLOG_LIMIT // 2
+        ):
+            time.sleep(0.001)
 
     def start(self) -> None:
         if self._thread is None:
@@ -143,20 +170,24 @@ class RequestLog:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while len(batch) < 512:
+            while len(batch) < _BATCH_MAX:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             done = None in batch
-            text = "".join(self.render(item) for item in batch if item is not None)
+            if done:
+                batch.remove(None)
+            text = "".join(cast("list[str]", batch))
             if text:
                 self._write(text)
             if done:
                 return
             # Let lines gather: one wake-up and one write per batch instead of per
-            # request keeps the log thread off the request threads' GIL.
-            time.sleep(_BATCH_PAUSE)
+            # request keeps the log thread off the request threads' GIL. A full
+            # batch means the log is behind: go on at once.
+            if len(batch) < _BATCH_MAX:
+                time.sleep(_BATCH_PAUSE)
 
     def _write(self, text: str) -> None:
         try:
@@ -201,22 +232,71 @@ class RequestLog:
                     "note": record.note,
                 }
             )
-        paint = self._paint
-        status_style = f"devserve.status.{record.status // 100}xx"
-        parts = [
-            paint("devserve.time", self._clock(record.when)),
-            paint("devserve.client", scrub(record.client)),
-            paint("devserve.method", scrub(record.method)),
-            paint("devserve.path", scrub(record.path)),
-            paint(status_style, str(record.status)),
-            paint("devserve.size", format_size(record.size)),
-            paint("devserve.duration", f"{record.duration * 1000:.1f} ms"),
-        ]
-        if record.served:
-            parts.append(paint("devserve.served", record.served))
-        if record.note:
-            parts.append(paint("devserve.note", scrub(record.note)))
-        return " ".join(parts) + "\n"
+        before, after = self._middle(record)
+        clock, took = self._clock_text(record.when), self._duration_text(record.duration)
+        return f"{clock} {before} {took}{after}\n"
+
+    def repeater(self, record: RequestRecord) -> Callable[[float, float], None]:
+        """A sink for more requests exactly like ``record`` but for their time and duration.
+
+        The event loop reports each replayed request through one of these: the
+        line is mostly rendered already, so a load test's identical lines cost
+        two lookups and a join each.
+        """
+        if self.format == "json":
+            return lambda when, duration: self(record._replace(when=when, duration=duration))
+        before, after = self._middle(record)
+        clock, took, queue_put = self._clock_text, self._duration_text, self._queue.put
+
+        def emit(when: float, duration: float) -> None:
+            if self._queue.qsize() > _BACKLOG_LIMIT:
+                self._wait_for_room()
+            queue_put(f"{clock(when)} {before} {took(duration)}{after}\n")
+
+        return emit
+
+    def _middle(self, record: RequestRecord) -> tuple[str, str]:
+        """The painted fields around the duration: the same for every repeat of a request."""
+        key = record[1:6] + record[7:]  # all but the time and the duration
+        middle = self._middles.get(key)
+        if middle is None:
+            paint = self._paint
+            status_style = f"devserve.status.{record.status // 100}xx"
+            parts = [
+                paint("devserve.client", scrub(record.client)),
+                paint("devserve.method", scrub(record.method)),
+                paint("devserve.path", scrub(record.path)),
+                paint(status_style, str(record.status)),
+                paint("devserve.size", format_size(record.size)),
+            ]
+            tail = []
+            if record.served:
+                tail.append(paint("devserve.served", record.served))
+            if record.note:
+                tail.append(paint("devserve.note", scrub(record.note)))
+            middle = (" ".join(parts), "".join(" " + part for part in tail))
+            if len(self._middles) >= _MIDDLES_MAX:
+                self._middles.clear()
+            self._middles[key] = middle
+        return middle
+
+    def _clock_text(self, when: float) -> str:
+        second = int(when)
+        clock = self._clocks.get(second)
+        if clock is None:
+            clock = self._paint("devserve.time", self._clock(second))
+            self._clocks = {second: clock}
+        return clock
+
+    def _duration_text(self, duration: float) -> str:
+        tenths = round(duration * 10_000)  # the shown precision: 0.1 ms
+        text = self._durations.get(tenths)
+        if text is None:
+            before, after = self._duration_paint
+            text = f"{before}{tenths / 10:.1f} ms{after}"
+            if len(self._durations) < _MIDDLES_MAX:
+                self._durations[tenths] = text
+        return text
 
     def render_event(self, event: LogEvent) -> str:
         if self.format == "json":

@@ -7,12 +7,11 @@ network and are not yet scrubbed: scrubbing is the presenter's job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """One answered request."""
+class RequestRecord(NamedTuple):
+    """One answered request (a named tuple: one is made per request, so it is cheap)."""
 
     when: float  # time.time() when the request arrived
     client: str

@@ -235,3 +235,51 @@ def test_summary_comes_after_every_queued_line() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 21
     assert lines[-1].startswith("stopped: 20 requests")
+
+
+@pytest.mark.parametrize("log_format", ["pretty", "plain", "json"])
+@pytest.mark.parametrize("make", [plain_console, colour_console])
+def test_a_repeated_request_logs_exactly_as_a_rendered_one(log_format: str, make: object) -> None:
+    """The event loop's prepared lines (repeater) match render() for each time and duration."""
+    console, out = make()  # type: ignore[operator]
+    log = RequestLog(console, log_format)  # type: ignore[arg-type]
+    first = record(path="/\x1b[31mx", duration=0.00004)
+    emit = log.repeater(first)
+    expected = []
+    for when, duration in [(WHEN, 0.00004), (WHEN + 1.5, 0.0123), (WHEN + 2, 1.25)]:
+        emit(when, duration)
+        expected.append(log.render(first._replace(when=when, duration=duration)))
+    log.start()
+    log.close()
+    assert out.getvalue() == "".join(expected)
+    assert "\x1b[31m" not in out.getvalue()  # still scrubbed
+
+
+def test_a_log_that_falls_behind_holds_its_callers_instead_of_growing() -> None:
+    from devserve import console as console_module
+
+    gate = threading.Event()
+
+    class SlowFile(io.StringIO):
+        def write(self, text: str) -> int:
+            gate.wait(10)  # a terminal that stopped reading
+            return super().write(text)
+
+    slow = SlowFile()
+    log = RequestLog(Console(file=slow, color_system=None, theme=THEME), "plain")
+    log.start()
+    limit = console_module._BACKLOG_LIMIT
+    done = threading.Event()
+
+    def flood() -> None:
+        for i in range(limit + console_module._BATCH_MAX + 100):
+            log(record(path=f"/{i}"))
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert not done.wait(1.0)  # held: the queue stays bounded
+    assert log._queue.qsize() <= limit + 1
+    gate.set()
+    assert done.wait(10)
+    log.close()
+    assert len(slow.getvalue().splitlines()) == limit + console_module._BATCH_MAX + 100
