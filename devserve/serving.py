@@ -78,6 +78,13 @@ class ReloadConfig:
     ignore: tuple[str, ...] = ()
 
 
+# Headers about the connection and the message framing: one response's own
+# business, so --header cannot set them (a fixed value would break keep-alive).
+FRAMING_HEADERS = frozenset(
+    {"connection", "keep-alive", "content-length", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+
+
 class ServeError(Exception):
     """A problem with the configuration or the environment, in one line for the user."""
 
@@ -138,6 +145,10 @@ def parse_header(text: str) -> tuple[str, str]:
         check_header_field(name, value)
     except ValueError:
         raise ServeError(f"malformed --header {text!r}: control characters") from None
+    if name.lower() in FRAMING_HEADERS:
+        raise ServeError(
+            f"--header {name!r} is not allowed: the server sets it for each response itself"
+        )
     return name, value
 
 

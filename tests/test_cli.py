@@ -112,6 +112,8 @@ def test_serve_builds_exact_config(
         (["serve", ".", "--bind", "192.0.2.99", "--port", "0"], "not available on this machine"),
         (["serve", ".", "--lan", "--bind", "127.0.0.1"], "use either --lan or --bind"),
         (["serve", ".", "--header", "NoColon"], "malformed --header 'NoColon'"),
+        (["serve", ".", "--header", "Connection: close"], "'Connection' is not allowed"),
+        (["serve", ".", "--header", "content-length: 5"], "'content-length' is not allowed"),
         (["serve", ".", "--header", "Bad Name: x"], "is not a header name"),
         (["serve", ".", "--header", ": x"], "malformed --header"),
         (["serve", ".", "--tls-cert", "/nope/cert.pem"], "cannot read TLS certificate"),
