@@ -9,7 +9,7 @@ script), opens KEEPALIVE connections that each send a request every INTERVAL
 seconds and read the answer, SLOW connections that trickle header bytes (a
 slowloris), and one normal client that opens a fresh connection every 0.2 s.
 It reports total requests, unexpected errors, the normal client's worst and p99
-latency, and the server's peak RSS and thread count.
+latency, and the server's peak RSS, thread count and open sockets.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Totals:
     normal_failures: int = 0
     peak_rss_mib: float = 0.0
     peak_threads: int = 0
+    peak_sockets: int = 0
 
     def error(self, kind: str) -> None:
         self.errors += 1
@@ -134,6 +135,12 @@ def sample_server(pid: int, totals: Totals) -> None:
             totals.peak_rss_mib = max(totals.peak_rss_mib, int(line.split()[1]) / 1024)
         elif line.startswith("Threads:"):
             totals.peak_threads = max(totals.peak_threads, int(line.split()[1]))
+    sockets = 0
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    totals.peak_sockets = max(totals.peak_sockets, sockets)
 
 
 async def run(port: int, pid: int, keepalive: int, slow: int, seconds: float) -> Totals:

@@ -22,9 +22,9 @@ from email.message import Message
 from email.parser import Parser
 from email.policy import compat32
 from http import HTTPStatus
-from typing import IO, Any, ClassVar, TypeAlias
+from typing import IO, Any, ClassVar, TypeAlias, cast
 
-from devserve._io import SocketWriter, TruncatedBody
+from devserve._io import ReplayedInput, SocketWriter, TruncatedBody, unread_input
 from devserve._protocol import (
     CONTROL_CHAR_TABLE,
     MAX_HEADERS,
@@ -306,6 +306,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     monthname: ClassVar[list[str | None]] = [None, "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]  # fmt: skip
     disable_nagle_algorithm = True
+    # An event-loop server (devserve._loop) reproduces this class's behaviour.
+    _replay_base = True
 
     # Set per request by handle_one_request / parse_request.
     close_connection: bool
@@ -332,7 +334,18 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         if self.disable_nagle_algorithm:
             with contextlib.suppress(OSError):
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        self.rfile = self.connection.makefile("rb", self.rbufsize)
+        # Bytes an event-loop server already read from this connection come first.
+        take_input = getattr(self.server, "_take_input", None)
+        prefix = take_input(self.connection) if take_input is not None else b""
+        if prefix:
+            replayed = ReplayedInput(prefix, self.connection)
+            buffering = io.DEFAULT_BUFFER_SIZE if self.rbufsize < 0 else self.rbufsize
+            self.rfile = cast(
+                io.BufferedIOBase,
+                io.BufferedReader(replayed, buffering) if buffering else replayed,
+            )
+        else:
+            self.rfile = self.connection.makefile("rb", self.rbufsize)
         if self.wbufsize == 0:
             self.wfile = SocketWriter(self.connection)
         else:
@@ -350,14 +363,21 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         """Handle requests until the connection should close (documented)."""
         track = getattr(self.server, "_track", None)
+        # An event-loop server takes a kept-alive connection back between requests.
+        park = getattr(self.server, "_park", None)
         try:
             if track is not None:
                 track(self.connection, "first")
             if isinstance(self.connection, ssl.SSLSocket):
                 self.connection.do_handshake()
+                park = None
             self.close_connection = True
             self.handle_one_request()
             while not self.close_connection:
+                if park is not None:
+                    unread = unread_input(self.rfile, self.connection, self.timeout)
+                    if unread is not None and park(self.connection, unread):
+                        break
                 if track is not None:
                     track(self.connection, "next")
                 self.handle_one_request()

@@ -268,3 +268,62 @@ class MultipartBody(io.RawIOBase):
         if not self.closed:
             self._file.close()
         super().close()
+
+
+class ReplayedInput(io.RawIOBase):
+    """A socket's input with bytes already read from it (by the event loop) put back first.
+
+    The handler's ``rfile`` is a buffered reader over this, so it reads a request
+    the loop started receiving exactly as if it came straight from the socket.
+    """
+
+    def __init__(self, prefix: bytes, sock: socket.socket) -> None:
+        super().__init__()
+        self._prefix = memoryview(prefix)
+        self._socket_io = sock.makefile("rb", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._socket_io.fileno()
+
+    def readinto(self, buffer: Buffer) -> int | None:
+        if self._prefix:
+            view = memoryview(buffer).cast("B")
+            count = min(len(view), len(self._prefix))
+            view[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        return self._socket_io.readinto(buffer)
+
+    def unread(self) -> bytes:
+        """The put-back bytes not read yet."""
+        return self._prefix.tobytes()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._socket_io.close()
+        super().close()
+
+
+def unread_input(reader: object, sock: socket.socket, timeout: float | None) -> bytes | None:
+    """Bytes the client sent that ``reader`` (a handler's ``rfile``) holds unread.
+
+    Reads the socket only if it has data ready, never waiting. None when the
+    reader's buffer cannot be looked into (then the connection stays with its thread).
+    """
+    if not isinstance(reader, io.BufferedReader):
+        return None
+    try:
+        sock.settimeout(0.0)
+        try:
+            data = reader.peek(1)
+        finally:
+            sock.settimeout(timeout)
+    except (OSError, ValueError):
+        return None
+    raw = reader.raw
+    if isinstance(raw, ReplayedInput):
+        data += raw.unread()
+    return bytes(data)

@@ -5,6 +5,7 @@ Part of the documented API re-exported by `devserve.server`; see there.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import secrets
@@ -62,7 +63,12 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     spa_fallback: ClassVar[str | None] = None  # e.g. "index.html" for single-page apps
     # What answered the last request: file, index, listing, spa, redirect, cgi.
     answered_by = ""
+    # An event-loop server (devserve._loop) reproduces this class's behaviour.
+    _replay_base = True
     _opened: tuple[OpenFile, os.stat_result] | None = None
+    # The small-file cache key of a file being answered 200 in full: an event-loop
+    # server may record the response to replay it (see devserve._loop).
+    _replayable: tuple[str, str, str, bool] | None = None
 
     def __init__(
         self,
@@ -103,11 +109,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         index pages, listing, 404, If-Modified-Since → 304).
         """
         self.answered_by = ""
+        self._replayable = self._replay_pending = None
         self._discard_body()
         path = self.translate_path(self.path)
         cached = self._from_cache(path)
         if cached is not None:
             self.answered_by = "file"
+            self._replayable = cached[2]
             return self._send_file_head(cached[0], cached[1], self.guess_type(path))
         # Open first, then look: one open and one fstat answer "exists? directory?
         # regular file?" and the symlink check reads where the open descriptor
@@ -191,7 +199,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             return None
         return (path, self.directory, self.follow_symlinks, self.show_hidden)
 
-    def _from_cache(self, path: str) -> tuple[MemoryFile, os.stat_result] | None:
+    def _from_cache(
+        self, path: str
+    ) -> tuple[MemoryFile, os.stat_result, tuple[str, str, str, bool]] | None:
         """The small-file cache's copy of ``path``: one stat instead of open, fstat, check, read."""
         key = self._cache_key(path)
         if key is None:
@@ -203,14 +213,15 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         data = _SMALL_FILES.get(key, st)
         if data is None:
             return None
-        return MemoryFile(data, path), st
+        return MemoryFile(data, path), st, key
 
     def _serve_opened(self, path: str, fd: int, st: os.stat_result, kind: str) -> Body | None:
         key = self._cache_key(path) if kind == "file" else None
         if key is not None and st.st_size <= _SMALL_FILES.max_entry:
             data = os.pread(fd, st.st_size, 0)
-            if len(data) == st.st_size:
+            if len(data) == st.st_size and stat.S_ISREG(st.st_mode):
                 _SMALL_FILES.put(key, st, data)
+                self._replayable = key
         f = OpenFile(fd, path)
         self.answered_by = kind
         self._opened = (f, st)
@@ -313,8 +324,28 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-type", ctype)
         self.send_header("Content-Length", str(size))
         self._send_validators(etag, fs.st_mtime)
+        self._offer_replay(fs)
         self.end_headers()
         return f
+
+    def _offer_replay(self, fs: os.stat_result) -> None:
+        """Let an event-loop server record this full small-file response (once it is complete)."""
+        key, self._replayable = self._replayable, None
+        remember = getattr(self.server, "remember_reply", None)
+        if key is not None and remember is not None:
+            self._replay_pending = (key, SmallFileCache.identity(fs), remember)
+
+    _replay_pending: tuple[tuple[str, str, str, bool], tuple[int, ...], Any] | None = None
+
+    def flush_headers(self) -> None:
+        """Keeps the documented contract; hands a replayable header block to the server."""
+        pending = self._replay_pending
+        if pending is not None:
+            self._replay_pending = None
+            key, identity, remember = pending
+            # The recorded headers describe this version of the file only.
+            remember(self, key[0], functools.partial(_SMALL_FILES.get_version, key, identity))
+        super().flush_headers()
 
     def _send_validators(self, etag: str, mtime: float) -> None:
         self.send_header("Last-Modified", self.date_time_string(mtime))
@@ -433,7 +464,8 @@ class SmallFileCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _identity(st: os.stat_result) -> tuple[int, ...]:
+    def identity(st: os.stat_result) -> tuple[int, ...]:
+        """What must stay the same for a cached copy to be used."""
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
     def get(self, key: object, st: os.stat_result) -> bytes | None:
@@ -441,18 +473,26 @@ class SmallFileCache:
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            if entry[0] != self._identity(st):
+            if entry[0] != self.identity(st):
                 self._drop(key)
                 return None
             self._entries.move_to_end(key)
             return entry[1]
+
+    def get_version(
+        self, key: object, identity: tuple[int, ...], st: os.stat_result
+    ) -> bytes | None:
+        """The cached bytes if ``st`` (a fresh stat) is still exactly the version ``identity``."""
+        if self.identity(st) != identity:
+            return None
+        return self.get(key, st)
 
     def put(self, key: object, st: os.stat_result, data: bytes) -> None:
         if len(data) > self.max_entry or not stat.S_ISREG(st.st_mode):
             return
         with self._lock:
             self._drop(key)
-            self._entries[key] = (self._identity(st), data)
+            self._entries[key] = (self.identity(st), data)
             self._size += len(data)
             while self._size > self.max_bytes:
                 self._drop(next(iter(self._entries)))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from devserve import __version__
 from devserve._io import SocketWriter
+from devserve._loop import EventLoopMixIn
 from devserve._net import lan_addresses, url_host
 from devserve._paths import is_hidden_name
 from devserve._protocol import check_header_field
@@ -253,6 +254,9 @@ def make_handler(
         list_directories = config.listing
         spa_fallback = "index.html" if config.spa else None
         follow_symlinks = "always" if config.follow_symlinks else "inside"
+        # Its overrides give a replayed response the same bytes, and
+        # DevServer.replayed reports it (see devserve._loop).
+        _replay_safe = True
         _note = ""
         # Set per request by live reload (see devserve.reload.handler).
         _uncacheable = False
@@ -372,12 +376,48 @@ def _tls_options(config: ServeConfig) -> dict[str, Any]:
 def _server_class(
     base: type[HTTPServer], config: ServeConfig, report: Reporter, stats: Stats
 ) -> type[HTTPServer]:
-    class DevServer(base):  # type: ignore[valid-type,misc]
+    # Without TLS, idle connections wait in an event loop that also answers
+    # repeat requests for small files itself (devserve._loop).
+    bases = (base,) if config.tls_cert else (EventLoopMixIn, base)
+    quiet = config.quiet
+    # Replays log through a reporter's prepared lines when it offers them.
+    repeater: Callable[[RequestRecord], Callable[[float, float], None]] | None = getattr(
+        report, "repeater", None
+    )
+    repeaters: dict[tuple[object, ...], Callable[[float, float], None]] = {}
+
+    class DevServer(*bases):  # type: ignore[misc]
         # The live-reload hub its handlers serve (with --reload).
         reload_hub: ReloadHub | None = None
         request_timeout = config.request_timeout
         idle_timeout = config.idle_timeout
         max_connections = config.max_connections
+
+        def replayed(
+            self,
+            client_address: Any,
+            method: str,
+            path: str,
+            size: int,
+            when: float,
+            duration: float,
+        ) -> None:
+            stats.add(size, False)
+            if quiet:
+                return
+            key = (client_address[0], method, path, size)
+            emit = repeaters.get(key)
+            if emit is None:
+                record = RequestRecord(
+                    when, client_address[0], method, path, 200, size, duration, "file", ""
+                )
+                if repeater is None:
+                    report(record)
+                    return
+                if len(repeaters) >= 1024:
+                    repeaters.clear()
+                emit = repeaters[key] = repeater(record)
+            emit(when, duration)
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             if isinstance(sys.exc_info()[1], _CLIENT_GONE):

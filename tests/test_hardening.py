@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devserve import server as ds
+from devserve._loop import EventLoopMixIn
 from tests.support import port_of, raw_exchange, running_server, status_of
 
 ERRORS: list[str] = []
@@ -38,6 +39,22 @@ class Limited(ds.ThreadingHTTPServer):
     request_timeout: ClassVar[float | None] = 0.5  # type: ignore[misc]
     idle_timeout: ClassVar[float | None] = 0.5  # type: ignore[misc]
     max_connections: ClassVar[int | None] = 8  # type: ignore[misc]
+
+
+class LimitedLoop(EventLoopMixIn, Limited):
+    """The same limits with `devserve serve`'s event loop in front (devserve._loop)."""
+
+
+class QuietReplayed(ds.SimpleHTTPRequestHandler):
+    """Quiet, declared replay-safe: the loop also answers repeat small-file requests."""
+
+    _replay_safe = True
+    protocol_version = "HTTP/1.1"
+    log_message = Quiet.log_message
+
+
+# Every bad-client test runs against the plain threaded server and the event loop.
+SERVERS = {"threads": (Limited, Quiet), "loop": (LimitedLoop, QuietReplayed)}
 
 
 @pytest.fixture(autouse=True)
@@ -59,11 +76,21 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(params=sorted(SERVERS))
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def server(root: Path) -> Iterator[ds.ThreadingHTTPServer]:
+def server(root: Path, kind: str) -> Iterator[ds.ThreadingHTTPServer]:
     ERRORS.clear()
-    with running_server(Limited, Quiet, directory=str(root)) as srv:
+    server_class, handler = SERVERS[kind]
+    with running_server(server_class, handler, directory=str(root)) as srv:
         assert isinstance(srv, ds.ThreadingHTTPServer)
+        assert normal_request_works(port_of(srv))  # the loop now replays /small.txt
+        if kind == "loop":
+            assert normal_request_works(port_of(srv))
+            assert isinstance(srv, EventLoopMixIn) and srv.replay_count == 1
         yield srv
 
 
@@ -193,10 +220,10 @@ def test_served_directory_removed(tmp_path: Path) -> None:
         assert reply.endswith(b"back")
 
 
-def test_threads_and_descriptors_return_to_baseline(root: Path) -> None:
+def test_threads_and_descriptors_return_to_baseline(root: Path, kind: str) -> None:
     fds_before = len(os.listdir("/proc/self/fd"))
     threads_before = threading.active_count()
-    with running_server(Limited, Quiet, directory=str(root)) as srv:
+    with running_server(*SERVERS[kind], directory=str(root)) as srv:
         port = port_of(srv)
         for _ in range(20):
             normal_request_works(port)
@@ -237,12 +264,14 @@ def requests(draw: st.DrawFn) -> bytes:
     return line + b"\r\n" + b"\r\n".join(headers) + b"\r\n" + end + body
 
 
-@pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def fuzz_target(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[int]:
     site = tmp_path_factory.mktemp("fuzz")
     (site / "small.txt").write_text("small")
     (site / "big.bin").write_bytes(b"b" * 100_000)
-    with running_server(Limited, Quiet, directory=str(site)) as srv:
+    with running_server(*SERVERS[request.param], directory=str(site)) as srv:
         assert normal_request_works(port_of(srv))  # starts the deadline reaper thread
         yield port_of(srv)
 

@@ -27,5 +27,7 @@ def test_normal_client_is_answered_under_load() -> None:
     assert totals["normal_requests"] >= 10
     assert totals["normal_max_s"] < 1.0
     assert totals["requests"] > 5000  # the 1,000 keep-alive clients were really served
-    assert totals["peak_threads"] >= 1000  # ... all at once
+    assert totals["peak_sockets"] >= 1000  # ... all at once
+    # Between requests, kept-alive connections wait in the event loop, not in threads.
+    assert totals["peak_threads"] < 100
     assert result.returncode == 0

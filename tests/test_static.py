@@ -23,7 +23,6 @@ from devserve._io import SocketWriter
 from devserve._static import _SMALL_FILES
 from tests.support import port_of, raw_exchange, running_server, status_of
 
-
 # An HTTP date far enough ahead that every file is older.
 FUTURE = email.utils.formatdate(2_000_000_000, usegmt=True)
 
