@@ -35,6 +35,7 @@ from typing import Any, ClassVar, cast
 
 import pytest
 
+from devserve._loop import EventLoopMixIn
 from devserve.server import CGIHTTPRequestHandler, ThreadingHTTPServer
 from tests.support import LogLines as Log
 from tests.support import (
@@ -162,6 +163,7 @@ def serve(
     max_body: int | None = None,
     extra_env: Mapping[str, str] | None = None,
     seen: list[tuple[str, str, str | None]] | None = None,
+    server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer,
 ) -> Iterator[Served]:
     """Serve ``tree`` with a CGIHTTPRequestHandler subclass set up as asked.
 
@@ -183,8 +185,12 @@ def serve(
         def log_message(self, format: str, *args: Any) -> None:
             log.add(format % args)
 
-    with running_server(ThreadingHTTPServer, Handler, directory=str(tree.root)) as server:
+    with running_server(server_class, Handler, directory=str(tree.root)) as server:
         yield Served(port_of(server), log)
+
+
+class LoopServer(EventLoopMixIn, ThreadingHTTPServer):
+    """`devserve cgi`'s arrangement: the event loop holds connections between requests."""
 
 
 # --------------------------------------------------------------------------- clients
@@ -653,9 +659,10 @@ def _git_http_backend() -> str:
     return str(backend)
 
 
+@pytest.mark.parametrize("server_class", [ThreadingHTTPServer, LoopServer], ids=["threads", "loop"])
 @pytest.mark.parametrize("protocol", ["HTTP/1.1", "HTTP/1.0"])
 def test_git_clone_and_large_push_over_smart_http(
-    tree: Tree, tmp_path: Path, protocol: str
+    tree: Tree, tmp_path: Path, protocol: str, server_class: type[ThreadingHTTPServer]
 ) -> None:
     backend = _git_http_backend()
     repos = tree.root / "repos"
@@ -693,7 +700,9 @@ def test_git_clone_and_large_push_over_smart_http(
         "GIT_CONFIG_VALUE_0": "*",
     }
     seen: list[tuple[str, str, str | None]] = []
-    with serve(tree, protocol=protocol, extra_env=extra_env, seen=seen) as s:
+    with serve(
+        tree, protocol=protocol, extra_env=extra_env, seen=seen, server_class=server_class
+    ) as s:
         url = f"http://127.0.0.1:{s.port}/cgi-bin/git/repo.git"
         first = tmp_path / "first"
         _git("clone", "-q", url, str(first), env=client_env)
