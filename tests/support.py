@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
+
 
 @contextlib.contextmanager
 def running_server(
@@ -157,3 +159,25 @@ class LogLines:
     def wait_for_text(self, needle: str, timeout: float = 5.0) -> str:
         """``wait_for``, joined into one text."""
         return "\n".join(self.wait_for(needle, timeout))
+
+
+class Collector:
+    """A Reporter (devserve.serving) that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.items: list[RequestRecord | LogEvent] = []
+
+    def __call__(self, item: RequestRecord | LogEvent) -> None:
+        self.items.append(item)
+
+    def ready(self, info: ReadyInfo) -> None:
+        pass
+
+    def stopped(self, summary: Summary) -> None:
+        pass
+
+    def records(self) -> list[RequestRecord]:
+        return [item for item in self.items if isinstance(item, RequestRecord)]
+
+    def warnings(self) -> list[str]:
+        return [i.message for i in self.items if isinstance(i, LogEvent) and i.level == "warning"]

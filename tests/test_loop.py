@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +21,10 @@ import pytest
 from devserve import server as ds
 from devserve import serving
 from devserve._loop import LOOP_HOOKS, REPLAY_HOOKS, EventLoopMixIn, handler_allows
-from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
-from tests.support import port_of, raw_exchange, running_server, status_of
+from tests.support import Collector, port_of, raw_exchange, running_server, status_of
 
 SMALL = b"<p>small</p>\n"
 MEDIUM = os.urandom(200 * 1024)  # cached (<= 256 KiB) but far more than one send on a slow reader
-
-
-@dataclass
-class Collector:
-    """A Reporter that keeps what it is told."""
-
-    items: list[RequestRecord | LogEvent] = field(default_factory=list)
-
-    def __call__(self, item: RequestRecord | LogEvent) -> None:
-        self.items.append(item)
-
-    def ready(self, info: ReadyInfo) -> None:
-        pass
-
-    def stopped(self, summary: Summary) -> None:
-        pass
-
-    def records(self) -> list[RequestRecord]:
-        return [item for item in self.items if isinstance(item, RequestRecord)]
 
 
 @pytest.fixture
@@ -110,6 +89,34 @@ def read_response(sock: socket.socket, pending: bytearray, head_request: bool = 
     return response
 
 
+@contextlib.contextmanager
+def warmed(root: Path, **options: Any) -> Iterator[tuple[Any, int]]:
+    """serve() with /small.html answered once by a thread: the loop replays it from now on."""
+    with serve(root, **options) as (server, _, _):
+        port = port_of(server)
+        exchange(port, b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        yield server, port
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything until the server closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@contextlib.contextmanager
+def get_small_on_one_connection(port: int, count: int) -> Iterator[socket.socket]:
+    """GET /small.html ``count`` times on one kept-alive connection, checking each reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        pending = bytearray()
+        for _ in range(count):
+            sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock, pending).endswith(SMALL)
+        yield sock
+
+
 REQUESTS = [
     b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     b"HEAD /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -144,29 +151,24 @@ def test_a_replay_is_the_handlers_own_response(root: Path, request_bytes: bytes)
 
 
 def test_keep_alive_mixes_replays_and_threads_in_order(root: Path) -> None:
-    with serve(root) as (server, _, _):
-        port = port_of(server)
-        exchange(port, b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            pending = bytearray()
-            for _ in range(3):  # sequential requests on one connection
-                sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert read_response(sock, pending).endswith(SMALL)
-                sock.sendall(b"GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert read_response(sock, pending).endswith(b"index")
-            # pipelined: replayed, threaded, conditional (threaded), replayed
-            sock.sendall(
-                b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"GET /small.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n"
-                b"HEAD /small.html HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"GET /small.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-2\r\n\r\n"
-                b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            replies = [read_response(sock, pending, head_request=i == 3) for i in range(5)]
-            last = bytes(pending)
-            while chunk := sock.recv(65536):
-                last += chunk
+    with warmed(root) as (server, port), socket.create_connection(("127.0.0.1", port)) as sock:
+        pending = bytearray()
+        for _ in range(3):  # sequential requests on one connection
+            sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock, pending).endswith(SMALL)
+            sock.sendall(b"GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock, pending).endswith(b"index")
+        # pipelined: replayed, threaded, conditional (threaded), replayed
+        sock.sendall(
+            b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /small.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n"
+            b"HEAD /small.html HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /small.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-2\r\n\r\n"
+            b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        replies = [read_response(sock, pending, head_request=i == 3) for i in range(5)]
+        last = bytes(pending) + read_to_end(sock)
         assert replies[0].endswith(SMALL)
         assert replies[1].endswith(b"index")
         assert status_of(replies[2]) == 304
@@ -215,43 +217,33 @@ def test_a_reply_recorded_for_another_url_never_mixes_versions(root: Path) -> No
 
 
 def test_connection_tokens_are_read_as_the_handler_reads_them(root: Path) -> None:
-    with serve(root) as (server, _, _):
-        port = port_of(server)
-        exchange(port, b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            # latin-1 NBSP around "close": str.strip() removes it, as parse_request does
-            sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\xa0\r\n\r\n")
-            reply = b""
-            while chunk := sock.recv(65536):  # ends: the server closed the connection
-                reply += chunk
+    with warmed(root) as (server, port), socket.create_connection(("127.0.0.1", port)) as sock:
+        # latin-1 NBSP around "close": str.strip() removes it, as parse_request does
+        sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\xa0\r\n\r\n")
+        reply = read_to_end(sock)  # returns: the server closed the connection
         assert reply.endswith(SMALL) and server.replay_count == 1
 
 
 def test_a_partial_head_gets_the_request_timeout_not_the_idle_one(root: Path) -> None:
-    with serve(root, request_timeout=0.3, idle_timeout=30) as (server, _, _):
-        port = port_of(server)
-        exchange(port, b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            # one full request, then the start of the next in the same packet
-            sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\nGET /small.html HTTP/1.1\r\n")
-            pending = bytearray()
-            assert read_response(sock, pending).endswith(SMALL)
-            started = time.monotonic()
-            while sock.recv(65536):
-                pass
-            assert time.monotonic() - started < 2
+    with (
+        warmed(root, request_timeout=0.3, idle_timeout=30) as (_server, port),
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        # one full request, then the start of the next in the same packet
+        sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\nGET /small.html HTTP/1.1\r\n")
+        pending = bytearray()
+        assert read_response(sock, pending).endswith(SMALL)
+        started = time.monotonic()
+        while sock.recv(65536):
+            pass
+        assert time.monotonic() - started < 2
 
 
 def test_a_head_cut_short_by_the_client_is_still_answered(root: Path) -> None:
-    with serve(root) as (server, _, _):
-        port = port_of(server)
-        exchange(port, b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n")
-            sock.shutdown(socket.SHUT_WR)  # no blank line: the end of input ends the head
-            reply = b""
-            while chunk := sock.recv(65536):
-                reply += chunk
+    with warmed(root) as (_server, port), socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n")
+        sock.shutdown(socket.SHUT_WR)  # no blank line: the end of input ends the head
+        reply = read_to_end(sock)
         assert status_of(reply) == 200 and reply.endswith(SMALL)
 
 
@@ -326,11 +318,8 @@ def test_the_loop_steps_aside_for_overridden_hooks(root: Path, hook: str) -> Non
     assert not handler_allows(custom, REPLAY_HOOKS) and handler_allows(custom, LOOP_HOOKS)
     with running_server(LoopServer, custom, directory=str(root)) as server:
         assert isinstance(server, LoopServer)
-        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
-            pending = bytearray()
-            for _ in range(5):
-                sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert read_response(sock, pending).endswith(SMALL)
+        with get_small_on_one_connection(port_of(server), 5):
+            pass
         assert server.replay_count == 0
     assert len(calls) >= 5  # every request reached the override
 
@@ -341,11 +330,8 @@ def test_the_documented_handler_is_parked_but_never_replayed(
     plain = type("Plain", (ds.SimpleHTTPRequestHandler,), {"protocol_version": "HTTP/1.1"})
     with running_server(LoopServer, plain, directory=str(root)) as server:
         assert isinstance(server, LoopServer)
-        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
-            pending = bytearray()
-            for _ in range(3):
-                sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert read_response(sock, pending).endswith(SMALL)
+        with get_small_on_one_connection(port_of(server), 3):
+            pass
         assert server.replay_count == 0
     # its documented log line, for every request
     assert capsys.readouterr().err.count('"GET /small.html HTTP/1.1" 200 -') == 3
@@ -358,12 +344,7 @@ def test_handlers_managing_their_connection_get_no_loop(root: Path) -> None:
 
     assert not handler_allows(OwnHandle, LOOP_HOOKS)
     with serve(root, handler_base=OwnHandle) as (server, _, _):
-        port = port_of(server)
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            pending = bytearray()
-            for _ in range(3):
-                sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert read_response(sock, pending).endswith(SMALL)
+        with get_small_on_one_connection(port_of(server), 3):
             assert server.connection_count() == 1  # held by its thread, not parked
         assert server.replay_count == 0
 

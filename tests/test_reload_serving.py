@@ -30,32 +30,13 @@ from typer.testing import CliRunner
 
 from devserve import serving
 from devserve.cli import app
-from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
 from devserve.reload import handler as reload_handler
 from devserve.reload.hub import ReloadHub
+from tests.support import Collector
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "<!doctype html><html><head><title>t</title></head><body><h1>home</h1></body></html>"
 MARK = b"<script data-devserve-reload>"
-
-
-class Collector:
-    """A reporter that keeps what it is told."""
-
-    def __init__(self) -> None:
-        self.items: list[RequestRecord | LogEvent] = []
-
-    def __call__(self, item: RequestRecord | LogEvent) -> None:
-        self.items.append(item)
-
-    def ready(self, info: ReadyInfo) -> None:
-        pass
-
-    def stopped(self, summary: Summary) -> None:
-        pass
-
-    def warnings(self) -> list[str]:
-        return [i.message for i in self.items if isinstance(i, LogEvent) and i.level == "warning"]
 
 
 @dataclass
