@@ -72,6 +72,8 @@ ACCEPT_BATCH = 64
 # Seconds accepting pauses when accept fails for want of descriptors.
 ACCEPT_PAUSE = 0.05
 MAX_REPLIES = 4096
+# Bodies up to this size are copied behind the head and sent as one buffer.
+COPY_LIMIT = 16 * 1024
 # As in the threaded parser (http.client's limit): more header lines go to a thread.
 MAX_FIELDS = 100
 
@@ -136,7 +138,7 @@ class _Conn:
         self.fd = sock.fileno()
         self.addr = addr
         self.buf = bytearray(buf)
-        self.out: memoryview | None = None
+        self.out: list[memoryview] | None = None  # what the socket has not taken yet
         self.close_after = False
         self.deadline = deadline
         self.in_head = False  # the request_timeout for a partial head is running
@@ -403,11 +405,20 @@ class EventLoopMixIn:
         if self._date[0] != second:
             self._date = (second, http_date().encode("ascii"))
         connection = _KEEP_ALIVE if version == b"HTTP/1.0" and not close else b""
-        out = b"".join(
+        head = b"".join(
             (reply.pre, b"Date: ", self._date[1], b"\r\n", reply.post, connection, b"\r\n")
         )
-        if method == b"GET":
-            out += body
+        size = len(head)
+        if method != b"GET":
+            out = [memoryview(head)]
+        elif len(body) <= COPY_LIMIT:
+            out = [memoryview(head + body)]  # one buffer: cheaper than a gather for little
+            size += len(body)
+        else:
+            # The cached bytes themselves go out: a client that reads slowly
+            # holds a view of them, not a copy.
+            out = [memoryview(head), memoryview(body)]
+            size += len(body)
         conn.close_after = close
         self._send(conn, out)
         self.replay_count += 1
@@ -415,46 +426,43 @@ class EventLoopMixIn:
             conn.addr,
             method.decode("ascii"),
             target.decode("latin-1"),
-            len(out),
+            size,
             when,
             time.perf_counter() - started,
         )
         return True
 
-    def _send(self, conn: _Conn, out: bytes) -> None:
+    def _send(self, conn: _Conn, out: list[memoryview]) -> None:
+        """Send ``out``; what the socket does not take now waits for it to be writable."""
         try:
-            sent = conn.sock.send(out)
+            sent = conn.sock.send(out[0]) if len(out) == 1 else conn.sock.sendmsg(out)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
             conn.close_after = True
+            conn.out = None
             return
-        if sent < len(out):
-            conn.out = memoryview(out)[sent:]
+        rest = _unsent(out, sent)
+        if rest:
+            if conn.out is None:
+                assert self._selector is not None
+                self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+            conn.out = rest
             conn.deadline = time.monotonic() + self._write_timeout
+        elif conn.out is not None:
+            conn.out = None
             assert self._selector is not None
-            self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
 
     def _flush(self, conn: _Conn) -> None:
         out = conn.out
         assert out is not None
-        try:
-            sent = conn.sock.send(out)
-        except (BlockingIOError, InterruptedError):
+        self._send(conn, out)
+        if conn.out is not None:
             return
-        except OSError:
-            self._close(conn)
-            return
-        if sent < len(out):
-            conn.out = out[sent:]
-            conn.deadline = time.monotonic() + self._write_timeout
-            return
-        conn.out = None
         if conn.close_after:
             self._close(conn)
             return
-        assert self._selector is not None
-        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
         self._process(conn)
 
     def _sweep(self, now: float) -> None:
@@ -629,6 +637,15 @@ class EventLoopMixIn:
         if self._waker is not None:
             for end in self._waker:
                 end.close()
+
+
+def _unsent(buffers: list[memoryview], sent: int) -> list[memoryview]:
+    """What is left of ``buffers`` once ``sent`` bytes of them went out."""
+    for index, buffer in enumerate(buffers):
+        if sent < len(buffer):
+            return [buffer[sent:], *buffers[index + 1 :]]
+        sent -= len(buffer)
+    return []
 
 
 def _target(buf: bytearray, line_end: int) -> bytes:

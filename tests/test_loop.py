@@ -420,3 +420,14 @@ def test_the_idle_timeout_closes_parked_connections(root: Path) -> None:
         started = time.monotonic()
         assert sock.recv(1) == b""
         assert 0.2 < time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(
+    ("sent", "left"),
+    [(0, [b"head", b"body"]), (2, [b"ad", b"body"]), (4, [b"body"]), (6, [b"dy"]), (8, [])],
+)
+def test_what_a_partial_send_leaves(sent: int, left: list[bytes]) -> None:
+    from devserve._loop import _unsent
+
+    buffers = [memoryview(b"head"), memoryview(b"body")]
+    assert [bytes(b) for b in _unsent(buffers, sent)] == left
