@@ -1,10 +1,11 @@
 """Every piece of terminal presentation: banner, request log, events (the only rich import).
 
-Request lines are hot: they are queued by the request threads and rendered by one
-log thread, in batches, with the ANSI codes of each theme style resolved once at
-start-up (a ``Console.print`` per line would cost the server a large share of its
-throughput). Everything that came from the network is scrubbed of control
-characters before it is written, and never goes through rich markup.
+Request lines are hot: each is rendered where it is reported, from fields painted
+once (the ANSI codes of each theme style are resolved at start-up, and a request's
+fields once per distinct request), and one log thread writes them in batches (a
+``Console.print`` per line would cost the server a large share of its throughput).
+Everything that came from the network is scrubbed of control characters before it
+is written, and never goes through rich markup.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import sys
 import threading
 import time
@@ -61,8 +61,7 @@ _STYLE_NAMES = tuple(str(name) for name in THEME.styles)
 
 # Seconds the log thread waits between batches (a line shows up at most this late).
 _BATCH_PAUSE = 0.02
-# Records rendered per write at most; past this many queued, producers wait.
-_BATCH_MAX = 4096
+# Past this many lines waiting to be written, callers wait.
 _BACKLOG_LIMIT = 20_000
 # Rendered request lines remembered (without time and duration).
 _MIDDLES_MAX = 1024
@@ -126,7 +125,11 @@ class RequestLog:
         self.console = console
         self.format = log_format
         self._ansi = _ansi_pairs(console) if log_format == "pretty" else {}
-        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        # Rendered lines waiting for the log thread, which takes them all at once;
+        # None asks it to stop.
+        self._lines: list[str | None] = []
+        self._lines_lock = threading.Lock()
+        self._lines_ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._middles: dict[tuple[object, ...], tuple[str, str]] = {}
         self._duration_paint = self._ansi.get("devserve.duration", ("", ""))
@@ -138,21 +141,26 @@ class RequestLog:
     def __call__(self, item: RequestRecord | LogEvent) -> None:
         # Rendering is a cached string join (no rich on this path), cheaper than
         # handing the record over; the write, which can block, is the log thread's.
-        text = self.render_request(item) if type(item) is RequestRecord else self.render(item)
-        if self._queue.qsize() > _BACKLOG_LIMIT:
+        self._put(self.render_request(item) if type(item) is RequestRecord else self.render(item))
+
+    def _put(self, text: str | None) -> None:
+        with self._lines_lock:
+            lines = self._lines
+            lines.append(text)
+            count = len(lines)
+        if count == 1:
+            self._lines_ready.set()  # the first line of a batch wakes the log thread
+        elif count > _BACKLOG_LIMIT:
             self._wait_for_room()
-        self._queue.put(text)
 
     def _wait_for_room(self) -> None:
         """Hold the caller while the log is far behind (a slow terminal or pipe).
 
-        The queue would otherwise grow without bound; this is the wait a server
+        The backlog would otherwise grow without bound; this is the wait a server
         that writes its log synchronously would have, paid only when behind.
         """
         thread = self._thread
-        while (
-            thread is not None and thread.is_alive() and self._queue.qsize() > _BACKLOG_LIMIT // 2
-        ):
+        while thread is not None and thread.is_alive() and len(self._lines) > _BACKLOG_LIMIT // 2:
             time.sleep(0.001)
 
     def start(self) -> None:
@@ -161,20 +169,18 @@ class RequestLog:
             self._thread.start()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then stop the log thread."""
+        """Write what is waiting, then stop the log thread."""
         if self._thread is not None:
-            self._queue.put(None)
+            self._put(None)
             self._thread.join(timeout)
             self._thread = None
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < _BATCH_MAX:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            self._lines_ready.wait()
+            with self._lines_lock:
+                batch, self._lines = self._lines, []
+                self._lines_ready.clear()
             done = None in batch
             if done:
                 batch.remove(None)
@@ -184,10 +190,8 @@ class RequestLog:
             if done:
                 return
             # Let lines gather: one wake-up and one write per batch instead of per
-            # request keeps the log thread off the request threads' GIL. A full
-            # batch means the log is behind: go on at once.
-            if len(batch) < _BATCH_MAX:
-                time.sleep(_BATCH_PAUSE)
+            # request keeps the log thread off the request threads' GIL.
+            time.sleep(_BATCH_PAUSE)
 
     def _write(self, text: str) -> None:
         try:
@@ -246,12 +250,10 @@ class RequestLog:
         if self.format == "json":
             return lambda when, duration: self(record._replace(when=when, duration=duration))
         before, after = self._middle(record)
-        clock, took, queue_put = self._clock_text, self._duration_text, self._queue.put
+        clock, took, put = self._clock_text, self._duration_text, self._put
 
         def emit(when: float, duration: float) -> None:
-            if self._queue.qsize() > _BACKLOG_LIMIT:
-                self._wait_for_room()
-            queue_put(f"{clock(when)} {before} {took(duration)}{after}\n")
+            put(f"{clock(when)} {before} {took(duration)}{after}\n")
 
         return emit
 
