@@ -10,6 +10,7 @@ is written, and never goes through rich markup.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -125,11 +126,11 @@ class RequestLog:
         self.console = console
         self.format = log_format
         self._ansi = _ansi_pairs(console) if log_format == "pretty" else {}
-        # Rendered lines waiting for the log thread, which takes them all at once;
-        # None asks it to stop.
-        self._lines: list[str | None] = []
-        self._lines_lock = threading.Lock()
+        # Rendered lines waiting for the log thread (None asks it to stop). A deque:
+        # appending needs no lock, and the log thread takes what is there.
+        self._lines: collections.deque[str | None] = collections.deque()
         self._lines_ready = threading.Event()
+        self._log_awake = False  # the log thread is not waiting on _lines_ready
         self._thread: threading.Thread | None = None
         self._middles: dict[tuple[object, ...], tuple[str, str]] = {}
         self._duration_paint = self._ansi.get("devserve.duration", ("", ""))
@@ -144,13 +145,11 @@ class RequestLog:
         self._put(self.render_request(item) if type(item) is RequestRecord else self.render(item))
 
     def _put(self, text: str | None) -> None:
-        with self._lines_lock:
-            lines = self._lines
-            lines.append(text)
-            count = len(lines)
-        if count == 1:
-            self._lines_ready.set()  # the first line of a batch wakes the log thread
-        elif count > _BACKLOG_LIMIT:
+        lines = self._lines
+        lines.append(text)
+        if not self._log_awake:
+            self._lines_ready.set()
+        if len(lines) > _BACKLOG_LIMIT:
             self._wait_for_room()
 
     def _wait_for_room(self) -> None:
@@ -176,11 +175,20 @@ class RequestLog:
             self._thread = None
 
     def _run(self) -> None:
+        lines = self._lines
+        self._log_awake = True
         while True:
-            self._lines_ready.wait()
-            with self._lines_lock:
-                batch, self._lines = self._lines, []
+            if not lines:
+                # Say we are going to wait, then look again: a line appended in
+                # between either is seen here or sets the event.
+                self._log_awake = False
+                if not lines:
+                    self._lines_ready.wait()
                 self._lines_ready.clear()
+                self._log_awake = True
+                continue
+            take = lines.popleft
+            batch = [take() for _ in range(len(lines))]
             done = None in batch
             if done:
                 batch.remove(None)
@@ -250,10 +258,21 @@ class RequestLog:
         if self.format == "json":
             return lambda when, duration: self(record._replace(when=when, duration=duration))
         before, after = self._middle(record)
-        clock, took, put = self._clock_text, self._duration_text, self._put
+        clock, took, lines, put = self._clock_text, self._duration_text, self._lines, self._put
+        # The last line made, by (second, tenth of a millisecond): repeats within a
+        # second nearly always read the same, so the same string is written again.
+        last: list[tuple[int, str]] = [(-1, "")]
 
         def emit(when: float, duration: float) -> None:
-            put(f"{clock(when)} {before} {took(duration)}{after}\n")
+            key = int(when) * 1_000_000 + round(duration * 10_000)
+            made, line = last[0]
+            if made != key:
+                line = f"{clock(when)} {before} {took(duration)}{after}\n"
+                last[0] = (key, line)
+            if self._log_awake and len(lines) < _BACKLOG_LIMIT:
+                lines.append(line)  # the common case, inlined: this runs per request
+            else:
+                put(line)
 
         return emit
 
