@@ -220,15 +220,6 @@ class RequestLog:
         pair = self._ansi.get(style)
         return f"{pair[0]}{text}{pair[1]}" if pair else text
 
-    _clock_cache: tuple[int, str] = (-1, "")
-
-    def _clock(self, when: float) -> str:
-        """HH:MM:SS of ``when``, formatted once per second."""
-        second = int(when)
-        if self._clock_cache[0] != second:
-            self._clock_cache = (second, time.strftime("%H:%M:%S", time.localtime(second)))
-        return self._clock_cache[1]
-
     def render_request(self, record: RequestRecord) -> str:
         if self.format == "json":
             return _json_line(
@@ -302,10 +293,11 @@ class RequestLog:
         return middle
 
     def _clock_text(self, when: float) -> str:
+        """HH:MM:SS of ``when``, painted; formatted once per second."""
         second = int(when)
         clock = self._clocks.get(second)
         if clock is None:
-            clock = self._paint("devserve.time", self._clock(second))
+            clock = self._paint("devserve.time", time.strftime("%H:%M:%S", time.localtime(second)))
             self._clocks = {second: clock}
         return clock
 
