@@ -17,12 +17,16 @@ import io
 import os
 import shutil
 import socket
+import ssl
 import stat
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
+
+# A client that went away mid-response; its connection is closed without a word.
+CLIENT_GONE: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, ssl.SSLError)
 
 # A file a body is read from: a stdlib file object or our OpenFile.
 Readable = BinaryIO | io.RawIOBase

@@ -13,18 +13,18 @@ and never exits the process.
 from __future__ import annotations
 
 # Module-level names the stdlib module also has, re-exported for code that uses them.
-from devserve._base import DEFAULT_ERROR_CONTENT_TYPE as DEFAULT_ERROR_CONTENT_TYPE
-from devserve._base import DEFAULT_ERROR_MESSAGE as DEFAULT_ERROR_MESSAGE
-from devserve._base import BaseHTTPRequestHandler as BaseHTTPRequestHandler
-from devserve._base import HTTPServer as HTTPServer
-from devserve._base import HTTPSServer as HTTPSServer
-from devserve._base import ThreadingHTTPServer as ThreadingHTTPServer
-from devserve._base import ThreadingHTTPSServer as ThreadingHTTPSServer
-from devserve._base import __version__ as __version__
-from devserve._gateway import CGIHTTPRequestHandler as CGIHTTPRequestHandler
-from devserve._gateway import executable as executable
-from devserve._gateway import nobody_uid as nobody_uid
-from devserve._static import SimpleHTTPRequestHandler as SimpleHTTPRequestHandler
+from devserve._handler_base import DEFAULT_ERROR_CONTENT_TYPE as DEFAULT_ERROR_CONTENT_TYPE
+from devserve._handler_base import DEFAULT_ERROR_MESSAGE as DEFAULT_ERROR_MESSAGE
+from devserve._handler_base import BaseHTTPRequestHandler as BaseHTTPRequestHandler
+from devserve._handler_base import __version__ as __version__
+from devserve._handler_cgi import CGIHTTPRequestHandler as CGIHTTPRequestHandler
+from devserve._handler_cgi import executable as executable
+from devserve._handler_cgi import nobody_uid as nobody_uid
+from devserve._handler_static import SimpleHTTPRequestHandler as SimpleHTTPRequestHandler
+from devserve._servers import HTTPServer as HTTPServer
+from devserve._servers import HTTPSServer as HTTPSServer
+from devserve._servers import ThreadingHTTPServer as ThreadingHTTPServer
+from devserve._servers import ThreadingHTTPSServer as ThreadingHTTPSServer
 
 __all__ = [
     "BaseHTTPRequestHandler",

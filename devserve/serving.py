@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devserve import __version__
-from devserve._io import SocketWriter
+from devserve._io import CLIENT_GONE, SocketWriter
 from devserve._loop import EventLoopMixIn
 from devserve._net import lan_addresses, url_host
 from devserve._paths import is_hidden_name
@@ -52,8 +52,6 @@ PROTOCOLS = ("HTTP/1.0", "HTTP/1.1")
 LOOPBACK = "127.0.0.1"
 # Seconds in-flight requests get to finish after Ctrl-C / SIGTERM.
 SHUTDOWN_GRACE = 5.0
-
-_CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
 
 
 @dataclass(frozen=True)
@@ -420,7 +418,7 @@ def _server_class(
             emit(when, duration)
 
         def handle_error(self, request: Any, client_address: Any) -> None:
-            if isinstance(sys.exc_info()[1], _CLIENT_GONE):
+            if isinstance(sys.exc_info()[1], CLIENT_GONE):
                 return
             stats.error()
             report(

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import pytest
 
 from devserve import server as ds
+from devserve._handler_static import _SMALL_FILES
 from devserve._io import SocketWriter
-from devserve._static import _SMALL_FILES
 from tests.support import port_of, raw_exchange, running_server, status_of
 
 # An HTTP date far enough ahead that every file is older.
@@ -581,7 +581,7 @@ def test_cache_respects_ranges_and_conditionals(port: int) -> None:
 
 
 def test_cache_is_bounded() -> None:
-    from devserve._static import SmallFileCache
+    from devserve._handler_static import SmallFileCache
 
     cache = SmallFileCache(max_bytes=100, max_entry=60)
     st = os.stat(__file__)

@@ -48,7 +48,7 @@ from devserve.server import CGIHTTPRequestHandler, SimpleHTTPRequestHandler
 if TYPE_CHECKING:
     import threading
 
-    from devserve._base import Body
+    from devserve._handler_base import Body
     from devserve._io import OpenFile
 
 # Sec-Fetch-Dest values of a page being displayed (absent: an older or non-browser client).

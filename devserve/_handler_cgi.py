@@ -19,9 +19,9 @@ from http import HTTPStatus
 from typing import IO, Any, ClassVar, cast
 
 from devserve import _cgi
-from devserve._base import Body
+from devserve._handler_base import Body
+from devserve._handler_static import SimpleHTTPRequestHandler
 from devserve._protocol import MAX_LINE, build_message
-from devserve._static import SimpleHTTPRequestHandler
 
 
 def nobody_uid() -> int:

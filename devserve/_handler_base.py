@@ -1,4 +1,4 @@
-"""The servers and BaseHTTPRequestHandler: request parsing, responses, logging hooks.
+"""BaseHTTPRequestHandler: request parsing, responses, logging hooks.
 
 Part of the documented API re-exported by `devserve.server`; see there.
 """
@@ -9,22 +9,18 @@ import contextlib
 import html
 import http.client
 import io
-import math
-import os
 import socket
 import socketserver
 import ssl
 import sys
-import threading
 import time
-from collections.abc import Iterable
 from email.message import Message
 from email.parser import Parser
 from email.policy import compat32
 from http import HTTPStatus
 from typing import IO, Any, ClassVar, TypeAlias, cast
 
-from devserve._io import ReplayedInput, SocketWriter, TruncatedBody, unread_input
+from devserve._io import CLIENT_GONE, ReplayedInput, SocketWriter, TruncatedBody, unread_input
 from devserve._protocol import (
     CONTROL_CHAR_TABLE,
     MAX_HEADERS,
@@ -60,224 +56,6 @@ DEFAULT_ERROR_CONTENT_TYPE = "text/html;charset=utf-8"
 # What send_head returns and copyfile reads: an open file, a range of one, a
 # multipart range body or an in-memory listing.
 Body: TypeAlias = "IO[bytes] | io.IOBase"
-
-# A client that went away mid-response; its connection is closed without a word.
-_CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
-
-
-# =========================================================================== servers
-
-
-class HTTPServer(socketserver.TCPServer):
-    """A TCPServer that stores ``server_name`` and ``server_port`` (documented).
-
-    Beyond the stdlib: an IPv6 address selects AF_INET6 by itself (``::`` also
-    accepts IPv4), the listen backlog is 1024 instead of 5, a client that
-    disconnects mid-response is not reported as an error, and three optional
-    limits (all off by default, as in the stdlib) bound what clients can hold:
-    ``request_timeout``, ``idle_timeout`` and ``max_connections``.
-    """
-
-    allow_reuse_address = True
-    # A burst of connections (a browser, a load test) must not overflow the
-    # accept queue: a dropped SYN costs the client a 1 s retransmit. The kernel
-    # caps this at net.core.somaxconn.
-    request_queue_size = 1024
-    # Seconds a client has to send its request line and headers (slowloris).
-    request_timeout: float | None = None
-    # Seconds a kept-alive connection may wait for its next request.
-    idle_timeout: float | None = None
-    # Open connections beyond this are answered 503 and closed at once.
-    max_connections: int | None = None
-    server_name: str
-    server_port: int
-
-    def __init__(
-        self,
-        server_address: tuple[Any, ...],
-        RequestHandlerClass: Any,
-        bind_and_activate: bool = True,
-    ) -> None:
-        host = str(server_address[0]) if server_address else ""
-        if ":" in host and self.address_family == socket.AF_INET:
-            self.address_family = socket.AF_INET6
-        # connection -> (state, deadline); states: first, next (waiting for a
-        # request line), headers (reading them), busy (handling a request).
-        self._connections: dict[socket.socket, tuple[str, float]] = {}
-        self._accepted: set[socket.socket] = set()
-        self._reaped: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        self._reaper: threading.Thread | None = None
-        self._closing = threading.Event()
-        super().__init__(server_address, RequestHandlerClass, bind_and_activate)
-
-    def server_bind(self) -> None:
-        """Bind, then record ``server_name`` and ``server_port`` (documented)."""
-        if self.address_family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
-            with contextlib.suppress(OSError):
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-        host, port = self.server_address[:2]
-        self.server_name = socket.getfqdn(str(host))
-        self.server_port = port
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Report a handler failure, except a client that simply went away."""
-        if isinstance(sys.exc_info()[1], _CLIENT_GONE):
-            return
-        super().handle_error(request, client_address)
-
-    # -- the connection limit
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        """Accept the connection unless ``max_connections`` are already open."""
-        limit = self.max_connections
-        if limit is None:
-            return True
-        with self._connections_lock:
-            full = len(self._accepted) >= limit
-            if not full:
-                self._accepted.add(request)
-        if full:
-            _refuse_busy(request)
-        return not full
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._accepted.discard(request)
-        super().shutdown_request(request)
-
-    # -- connection bookkeeping: deadlines, and shutdowns that need not wait
-
-    def _track(self, connection: socket.socket, state: str) -> None:
-        if state == "busy":
-            deadline = math.inf
-        else:
-            limit = self.idle_timeout if state == "next" else self.request_timeout
-            deadline = math.inf if limit is None else time.monotonic() + limit
-        with self._connections_lock:
-            self._connections[connection] = (state, deadline)
-            if deadline != math.inf and self._reaper is None:
-                self._reaper = threading.Thread(
-                    target=self._reap, name="devserve-reaper", daemon=True
-                )
-                self._reaper.start()
-
-    def _untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.pop(connection, None)
-            self._reaped.discard(connection)
-
-    def _was_reaped(self, connection: socket.socket) -> bool:
-        with self._connections_lock:
-            return connection in self._reaped
-
-    def _reap(self) -> None:
-        """Close connections that outstayed their deadline (one thread for all)."""
-        while not self._closing.wait(0.1):
-            now = time.monotonic()
-            with self._connections_lock:
-                late = [c for c, (_, deadline) in self._connections.items() if deadline < now]
-                for conn in late:
-                    self._connections[conn] = ("busy", math.inf)
-                    self._reaped.add(conn)
-            for conn in late:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-
-    def connection_count(self) -> int:
-        """How many client connections are open (busy or idle)."""
-        with self._connections_lock:
-            return len(self._connections)
-
-    def close_connections(self, idle_only: bool = True) -> int:
-        """Shut down client connections (by default only those waiting for a request).
-
-        Their handler threads then finish on their own; returns how many.
-        """
-        with self._connections_lock:
-            chosen = [
-                conn
-                for conn, (state, _) in self._connections.items()
-                if not idle_only or state in ("first", "next")
-            ]
-        for conn in chosen:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        return len(chosen)
-
-    def server_close(self) -> None:
-        self._closing.set()
-        self.close_connections(idle_only=True)
-        super().server_close()
-
-
-_BUSY_RESPONSE = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-    b"Server is too busy.\n"
-)
-
-
-def _refuse_busy(request: Any) -> None:
-    """Tell an over-the-limit client 503 without ever blocking the accept loop."""
-    if isinstance(request, ssl.SSLSocket):
-        return  # no handshake yet: the plain close is all it can get
-    with contextlib.suppress(OSError):
-        request.setblocking(False)
-        request.send(_BUSY_RESPONSE)
-
-
-class ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
-    """HTTPServer handling each connection in its own thread (documented)."""
-
-    daemon_threads = True
-
-
-class HTTPSServer(HTTPServer):
-    """HTTPServer over TLS (documented since Python 3.14).
-
-    The TLS handshake runs in the handler (its thread, for the threading
-    variant), so a slow or silent client cannot stall ``accept``.
-    """
-
-    def __init__(
-        self,
-        server_address: tuple[Any, ...],
-        RequestHandlerClass: Any,
-        bind_and_activate: bool = True,
-        *,
-        certfile: str | os.PathLike[str],
-        keyfile: str | os.PathLike[str] | None = None,
-        password: Any = None,
-        alpn_protocols: Iterable[str] | None = None,
-    ) -> None:
-        self.ssl = ssl
-        self.certfile = certfile
-        self.keyfile = keyfile
-        self.password = password
-        self.alpn_protocols = ["http/1.1"] if alpn_protocols is None else list(alpn_protocols)
-        super().__init__(server_address, RequestHandlerClass, bind_and_activate)
-
-    def server_activate(self) -> None:
-        """Listen, then wrap the listening socket for TLS."""
-        super().server_activate()
-        context = self._create_context()
-        self.socket = context.wrap_socket(
-            self.socket, server_side=True, do_handshake_on_connect=False
-        )
-
-    def _create_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.certfile, self.keyfile, self.password)
-        context.set_alpn_protocols(self.alpn_protocols)
-        return context
-
-
-class ThreadingHTTPSServer(socketserver.ThreadingMixIn, HTTPSServer):
-    """HTTPSServer handling each connection in its own thread (documented)."""
-
-    daemon_threads = True
 
 
 # =========================================================================== base handler
@@ -384,7 +162,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         except TruncatedBody as error:
             self.close_connection = True
             self.log_error("%s: %s", self.path, error)
-        except _CLIENT_GONE:
+        except CLIENT_GONE:
             self.close_connection = True
         finally:
             if track is not None:
@@ -422,7 +200,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                 return
             try:
                 method()
-            except _CLIENT_GONE:
+            except CLIENT_GONE:
                 raise
             except Exception:
                 self._answer_internal_error()

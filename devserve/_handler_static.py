@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import IO, Any, ClassVar, cast
 
-from devserve._base import BaseHTTPRequestHandler, Body, __version__
+from devserve._handler_base import BaseHTTPRequestHandler, Body, __version__
 from devserve._io import FileSlice, MemoryFile, MultipartBody, OpenFile, SocketWriter
 from devserve._listing import Entry, render_listing
 from devserve._mime import ENCODINGS_MAP
