@@ -7,8 +7,8 @@ import threading
 
 from rich.console import Console
 
-from devserve import console as console_module
 from devserve.console import THEME, RequestLog
+from devserve.console import log as log_module
 from devserve.events import Summary
 from tests.console_support import plain_console, record
 
@@ -53,7 +53,7 @@ def test_a_log_that_falls_behind_holds_its_callers_instead_of_growing() -> None:
     slow = SlowFile()
     log = RequestLog(Console(file=slow, color_system=None, theme=THEME), "plain")
     log.start()
-    limit = console_module._BACKLOG_LIMIT
+    limit = log_module._BACKLOG_LIMIT
     done = threading.Event()
 
     def flood() -> None:

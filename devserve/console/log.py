@@ -1,4 +1,4 @@
-"""Every piece of terminal presentation: banner, request log, events (the only rich import).
+"""The request log: records and events rendered as lines, written off the request threads.
 
 Request lines are hot: each is rendered where it is reported, from fields painted
 once (the ANSI codes of each theme style are resolved at start-up, and a request's
@@ -12,53 +12,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, TextIO, cast
+from typing import Literal, cast
 
 from rich.console import Console
 from rich.markup import escape
-from rich.theme import Theme
 
-from devserve._protocol import scrub_control_chars
+from devserve.console.text import format_size, human_duration, iso_time, json_line, scrub
+from devserve.console.theme import ansi_pairs
 from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
-
-if TYPE_CHECKING:
-    from rich.style import Style
 
 LogFormat = Literal["pretty", "plain", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("pretty", "plain", "json")
-
-THEME = Theme(
-    {
-        "devserve.time": "dim",
-        "devserve.client": "dim",
-        "devserve.method": "bold",
-        "devserve.path": "default",
-        "devserve.status.1xx": "blue",
-        "devserve.status.2xx": "green",
-        "devserve.status.3xx": "cyan",
-        "devserve.status.4xx": "yellow",
-        "devserve.status.5xx": "bold red",
-        "devserve.size": "dim",
-        "devserve.duration": "dim",
-        "devserve.served": "magenta",
-        "devserve.note": "italic",
-        "devserve.error": "bold red",
-        "devserve.warning": "yellow",
-        "devserve.info": "default",
-        "devserve.detail": "dim",
-        "devserve.url": "bold cyan",
-        "devserve.label": "bold",
-        "devserve.hint": "dim",
-    }
-)
-
-_STYLE_NAMES = tuple(str(name) for name in THEME.styles)
 
 # Seconds the log thread waits between batches (a line shows up at most this late).
 _BATCH_PAUSE = 0.02
@@ -68,64 +35,13 @@ _BACKLOG_LIMIT = 20_000
 _MIDDLES_MAX = 1024
 
 
-def make_console(file: TextIO | None = None) -> Console:
-    """The one console the CLI creates and passes down (honours NO_COLOR and FORCE_COLOR).
-
-    FORCE_COLOR wins even where rich would see no colour (TERM=dumb, a pipe),
-    and NO_COLOR wins over FORCE_COLOR.
-    """
-    stream = file or sys.stderr
-    console = Console(file=stream, theme=THEME, highlight=False, soft_wrap=True)
-    forced = os.environ.get("FORCE_COLOR", "") != "" and os.environ.get("NO_COLOR", "") == ""
-    if forced and console.color_system is None:
-        console = Console(
-            file=stream,
-            theme=THEME,
-            highlight=False,
-            soft_wrap=True,
-            force_terminal=True,
-            color_system="standard",
-        )
-    return console
-
-
-def _uses_colour(console: Console) -> bool:
-    return console.color_system is not None and not console.no_color
-
-
-def _ansi_pairs(console: Console) -> dict[str, tuple[str, str]]:
-    """For each theme style, the ANSI codes that open and close it on this console."""
-    if not _uses_colour(console):
-        return {}
-    assert console._color_system is not None
-    pairs = {}
-    for name in _STYLE_NAMES:
-        style: Style = console.get_style(name)
-        rendered = style.render("\0", color_system=console._color_system)
-        start, _, end = rendered.partition("\0")
-        pairs[name] = (start, end)
-    return pairs
-
-
-def format_size(size: int) -> str:
-    """Bytes as a short human figure: 512 B, 1.2 KiB, 3.4 MiB."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            return f"{value:.1f} {unit}"
-    return f"{size} B"  # pragma: no cover - the loop always returns
-
-
 class RequestLog:
     """Renders request records and events on a console, off the request threads."""
 
     def __init__(self, console: Console, log_format: LogFormat = "pretty") -> None:
         self.console = console
         self.format = log_format
-        self._ansi = _ansi_pairs(console) if log_format == "pretty" else {}
+        self._ansi = ansi_pairs(console) if log_format == "pretty" else {}
         # Rendered lines waiting for the log thread (None asks it to stop). A deque:
         # appending needs no lock, and the log thread takes what is there.
         self._lines: collections.deque[str | None] = collections.deque()
@@ -222,9 +138,9 @@ class RequestLog:
 
     def render_request(self, record: RequestRecord) -> str:
         if self.format == "json":
-            return _json_line(
+            return json_line(
                 {
-                    "time": _iso(record.when),
+                    "time": iso_time(record.when),
                     "client": record.client,
                     "method": record.method,
                     "path": record.path,
@@ -313,9 +229,9 @@ class RequestLog:
 
     def render_event(self, event: LogEvent) -> str:
         if self.format == "json":
-            return _json_line(
+            return json_line(
                 {
-                    "time": _iso(event.when),
+                    "time": iso_time(event.when),
                     "level": event.level,
                     "message": event.message,
                     "detail": event.detail,
@@ -342,9 +258,9 @@ class RequestLog:
     def _ready(self, info: ReadyInfo) -> None:
         if self.format == "json":
             self._write(
-                _json_line(
+                json_line(
                     {
-                        "time": _iso(time.time()),
+                        "time": iso_time(time.time()),
                         "event": "listening",
                         "directory": info.directory,
                         "urls": [*info.urls, *info.lan_urls],
@@ -394,9 +310,9 @@ class RequestLog:
     def _stopped(self, summary: Summary) -> None:
         if self.format == "json":
             self._write(
-                _json_line(
+                json_line(
                     {
-                        "time": _iso(time.time()),
+                        "time": iso_time(time.time()),
                         "event": "stopped",
                         "requests": summary.requests,
                         "bytes": summary.size,
@@ -409,178 +325,5 @@ class RequestLog:
         self.console.print(
             f"[devserve.label]stopped[/]: {summary.requests} requests, "
             f"{format_size(summary.size)} sent, {summary.errors} errors "
-            f"in {_duration(summary.seconds)}"
+            f"in {human_duration(summary.seconds)}"
         )
-
-
-def scrub(text: str) -> str:
-    """Network text made safe for a terminal (control characters escaped).
-
-    Printable text (the usual case) has no control characters and no backslash to
-    escape, so it is returned as is without a translate pass.
-    """
-    if text.isprintable() and "\\" not in text:
-        return text
-    return scrub_control_chars(text)
-
-
-def print_error(console: Console, message: str) -> None:
-    """A one-line error for the user (bad flags, missing directory, busy port)."""
-    console.print(f"[devserve.error]devserve: error:[/] {escape(scrub(message))}")
-
-
-def _json_line(data: dict[str, object]) -> str:
-    # ensure_ascii: control characters and C1 codes are \u-escaped, never raw
-    return json.dumps(data, ensure_ascii=True) + "\n"
-
-
-def _iso(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(when)) + f".{int(when % 1 * 1000):03d}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{rest:02d}s"
-
-
-# ====================================================================== devserve check
-# The report of `devserve check` (findings come as data from devserve.check):
-# pretty (grouped by severity), json, github (Actions annotations), and a
-# progress bar that shows only on a terminal and only for a large tree.
-
-if TYPE_CHECKING:
-    from rich.progress import Progress as _RichProgress
-    from rich.progress import TaskID
-
-    from devserve.check import Finding, Report
-
-CheckFormat = Literal["pretty", "json", "github"]
-CHECK_FORMATS: tuple[CheckFormat, ...] = ("pretty", "json", "github")
-
-_SEVERITY_HEADINGS = {"error": "Errors", "warning": "Warnings", "info": "Info"}
-_SEVERITY_MARKERS = {"error": "✗", "warning": "!", "info": "i"}
-_GITHUB_LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
-
-
-def print_check_report(console: Console, report: Report, output_format: CheckFormat) -> None:
-    """Write a check's findings in ``output_format`` (pretty, json or github)."""
-    if output_format == "json":
-        console.file.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=True) + "\n")
-        console.file.flush()
-    elif output_format == "github":
-        console.file.write("".join(github_annotation(report, f) + "\n" for f in report.findings))
-        console.file.write(check_summary(report) + "\n")
-        console.file.flush()
-    else:
-        _print_pretty_report(console, report)
-
-
-def _print_pretty_report(console: Console, report: Report) -> None:
-    print_ = console.print
-    print_(f"[devserve.label]devserve check[/] {escape(scrub(report.directory))}")
-    for severity, heading in _SEVERITY_HEADINGS.items():
-        found = [f for f in report.findings if f.severity == severity]
-        if not found:
-            continue
-        style = f"devserve.{severity}"
-        print_()
-        print_(f"[{style}]{_SEVERITY_MARKERS[severity]} {heading} ({len(found)})[/]")
-        for finding in found:
-            where = scrub(finding.path) + (f":{finding.line}" if finding.line else "")
-            print_(
-                f"  [{style}]{finding.code}[/] [devserve.path]{escape(where)}[/]  "
-                f"{escape(scrub(finding.message))}"
-            )
-            print_(f"        [devserve.hint]fix: {escape(scrub(finding.fix))}[/]")
-    print_()
-    style = "devserve.error" if report.count("error") else "devserve.label"
-    if not report.findings:
-        style = "devserve.status.2xx"
-    print_(f"[{style}]{escape(check_summary(report))}[/]")
-
-
-def check_summary(report: Report) -> str:
-    """The one summary line: counts by severity, and what was looked at."""
-    errors, warnings, info = (report.count(s) for s in ("error", "warning", "info"))
-    if report.findings:
-        counts = (
-            f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}, "
-            f"{info} info"
-        )
-        mark = "✗" if errors else "!"
-    else:
-        counts, mark = "no problems", "✓"
-    ignored = f" ({report.ignored} ignored)" if report.ignored else ""
-    return (
-        f"{mark} {counts}{ignored} in {report.files} files, {report.pages} pages, "
-        f"{report.links} links ({report.seconds:.2f} s)"
-    )
-
-
-def github_annotation(report: Report, finding: Finding) -> str:
-    """One GitHub Actions workflow command (``::error file=...,line=...::message``)."""
-    path = os.path.join(report.directory, finding.path)
-    relative = os.path.relpath(path)
-    file = relative if not relative.startswith("..") else path
-    properties = [f"file={_github_property(file)}"]
-    if finding.line:
-        properties.append(f"line={finding.line}")
-    from devserve.check import CODES
-
-    properties.append(f"title={_github_property(f'{finding.code} {CODES[finding.code].title}')}")
-    message = _github_data(f"{finding.message} (fix: {finding.fix})")
-    return f"::{_GITHUB_LEVELS[finding.severity]} {','.join(properties)}::{message}"
-
-
-def _github_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _github_property(text: str) -> str:
-    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-class CheckProgress:
-    """A transient progress bar for `devserve check`, on a terminal and for large trees only.
-
-    Called by the check with a stage ("scan": entries so far; "pages": pages and
-    stylesheets parsed of a known total). Nothing shows until the scan passes
-    ``min_entries`` or there are ``min_pages`` pages to parse.
-    """
-
-    def __init__(self, console: Console, min_entries: int = 5000, min_pages: int = 300) -> None:
-        self.console = console
-        self.min_entries = min_entries
-        self.min_pages = min_pages
-        self._progress: _RichProgress | None = None
-        self._tasks: dict[str, TaskID] = {}
-
-    def __call__(self, stage: str, done: int, total: int | None) -> None:
-        if not self.console.is_terminal:
-            return
-        if self._progress is None:
-            scan = stage == "scan"
-            if (scan and done < self.min_entries) or (not scan and (total or 0) < self.min_pages):
-                return
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self._progress = Progress(
-                TextColumn("[devserve.label]{task.description}[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self._progress.start()
-        if stage not in self._tasks:
-            description = "scanning" if stage == "scan" else "checking pages"
-            self._tasks[stage] = self._progress.add_task(description, total=total)
-        self._progress.update(self._tasks[stage], completed=done, total=total)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
