@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from rich.console import Console
 
 from devserve.console import THEME, LogFormat, RequestLog
+from devserve.console.log import JsonRenderer, TextRenderer
 from devserve.events import LogEvent, RequestRecord
 from tests.console_support import WHEN, colour_console, local_time_in_utc, plain_console, record
 
@@ -212,6 +214,41 @@ def test_each_format_renders_records_and_events_as_before(
     with local_time_in_utc():
         rendered = [log.render(item) for item in ITEMS]
     assert rendered == LOG_BEFORE[variant]
+
+
+@pytest.mark.parametrize(
+    ("log_format", "renderer", "painted", "variant"),
+    [
+        ("pretty", TextRenderer, True, "pretty-colour"),
+        ("plain", TextRenderer, False, "plain-colour"),
+        ("json", JsonRenderer, False, "json"),
+    ],
+)
+def test_each_format_chooses_its_renderer_once(
+    log_format: LogFormat, renderer: type, painted: bool, variant: str
+) -> None:
+    """The renderer is picked at construction; lines never ask for the format again."""
+    console, _ = colour_console()
+    log = RequestLog(console, log_format)
+    assert type(log.renderer) is renderer
+    assert bool(getattr(log.renderer, "ansi", {})) is painted
+    log.format = "plain" if log_format == "json" else "json"  # not read again
+    with local_time_in_utc():
+        assert [log.render(item) for item in ITEMS] == LOG_BEFORE[variant]
+
+
+def test_pretty_on_a_console_without_colour_is_unpainted() -> None:
+    console, _ = plain_console()
+    renderer = RequestLog(console, "pretty").renderer
+    assert isinstance(renderer, TextRenderer)
+    assert renderer.ansi == {}
+
+
+def test_an_unknown_format_is_refused_at_construction() -> None:
+    console, _ = plain_console()
+    unknown: Any = "xml"
+    with pytest.raises(ValueError, match="unknown log format 'xml'"):
+        RequestLog(console, unknown)
 
 
 @pytest.mark.parametrize("log_format", ["pretty", "plain", "json"])

@@ -7,8 +7,7 @@ import threading
 
 from rich.console import Console
 
-from devserve.console import THEME, RequestLog
-from devserve.console import log as log_module
+from devserve.console import THEME, RequestLog, writer
 from devserve.events import Summary
 from tests.console_support import plain_console, record
 
@@ -53,7 +52,7 @@ def test_a_log_that_falls_behind_holds_its_callers_instead_of_growing() -> None:
     slow = SlowFile()
     log = RequestLog(Console(file=slow, color_system=None, theme=THEME), "plain")
     log.start()
-    limit = log_module._BACKLOG_LIMIT
+    limit = writer.BACKLOG_LIMIT
     done = threading.Event()
 
     def flood() -> None:
@@ -63,7 +62,7 @@ def test_a_log_that_falls_behind_holds_its_callers_instead_of_growing() -> None:
 
     threading.Thread(target=flood, daemon=True).start()
     assert not done.wait(1.0)  # held: the queue stays bounded
-    assert len(log._lines) <= limit + 1
+    assert len(log._writer.lines) <= limit + 1
     gate.set()
     assert done.wait(10)
     log.close()

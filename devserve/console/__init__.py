@@ -3,7 +3,10 @@
 - ``theme``: the theme, the one console (``make_console``), ANSI codes per style,
   ``print_error``
 - ``text``: plain-text helpers the others share (scrubbing, sizes, times, JSON)
-- ``log``: ``RequestLog``, the request log (records and events as lines)
+- ``log``: ``RequestLog``, the request log, with one renderer per log format
+  (pretty and plain: ``TextRenderer``; json: ``JsonRenderer``) chosen once
+- ``writer``: ``LineWriter``, the log thread that writes the lines in batches
+- ``banner``: the start-up banner and the summary when the server stops
 - ``check_report``: the report of `devserve check` and its progress bar
 
 Everything that came from the network (or from a checked tree) is scrubbed of
