@@ -13,7 +13,8 @@ names and values are checked before anything is served; a server that cannot
 start (address in use, unreadable certificate) is reported in one line on
 stderr with exit status 1 where the stdlib prints a traceback (also status 1).
 
-Stdlib only, and only ``devserve.server`` from devserve, so it starts fast.
+It imports the standard library, ``devserve.server`` and the header rule of
+``devserve._protocol``, nothing else (no Typer, no rich), so it starts fast.
 """
 
 from __future__ import annotations
@@ -85,11 +86,10 @@ def best_family(host: str | None, port: int) -> tuple[int, tuple[Any, ...]]:
 # =========================================================================== options
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser: ``python -m http.server``'s options, help and errors."""
-    if prog is None:
-        # What argparse itself shows for ``python -m`` since 3.14, on every Python.
-        prog = f"{os.path.basename(sys.executable) or 'python'} -m devserve.server"
+    # What argparse itself shows for ``python -m`` since 3.14, on every Python.
+    prog = f"{os.path.basename(sys.executable) or 'python'} -m devserve.server"
     if sys.version_info >= (3, 14):
         parser = argparse.ArgumentParser(prog=prog, color=True)
     else:
