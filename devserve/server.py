@@ -35,3 +35,9 @@ __all__ = [
     "ThreadingHTTPSServer",
     "ThreadingHTTPServer",
 ]
+
+if __name__ == "__main__":
+    # ``python -m devserve.server``: the ``python -m http.server`` command line.
+    from devserve._server_cli import main
+
+    raise SystemExit(main())
