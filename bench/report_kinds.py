@@ -103,11 +103,11 @@ class Kinds:
 
 
 def cell(k: Kinds, s: str, kind: str, metric: str, fmt: str) -> str:
+    """The number, "n/a", or the number marked ⚠ when flagged (reasons listed below)."""
     if k.res.values(s, kind, "na"):
         return "n/a"
     text = f(k.res.num(s, kind, metric), fmt)
-    flagged = k.flag(s, kind)
-    return f"{text} ⚠ {flagged}" if flagged else text
+    return f"{text} ⚠" if k.flag(s, kind) else text
 
 
 def tables(k: Kinds) -> None:
@@ -121,6 +121,14 @@ def tables(k: Kinds) -> None:
         row = [cell(k, s, kind, "rps", ".0f") for s in k.started]
         row += [rx(ratio(k.value(SUBJECT, kind), k.value(r, kind))) for r in refs]
         print(f"| {label} | {expect} | " + " | ".join(row) + " |")
+    flagged = [
+        f"{s} {kind}: {why}"
+        for kind in KINDS
+        for s in k.started
+        if (why := k.flag(s, kind)) and not k.res.values(s, kind, "na")
+    ]
+    if flagged:
+        print("\n⚠ flagged, so left out of ratios and targets: " + "; ".join(flagged) + ".")
 
     print("\n### request kinds: p99 latency, ms\n")
     print("| kind | " + " | ".join(k.started) + " |")

@@ -424,7 +424,7 @@ time_listing() {  # $1 server $2 url: LIST_RUNS sequential curl timings (fresh c
   [ -n "$NGINX" ] && echo "nginx: $(timeout 10 "$NGINX" -v 2>&1 | head -n 1)"
   echo "repo: $REPO @ $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
   section_on kinds && echo "ab: $(ab -V 2>&1 | head -n 1)"
-  section_on browser && echo "chromium: $(timeout 10 "${CHROMIUM:-/usr/bin/chromium}" --version 2>&1 | head -n 1)"
+  section_on browser && echo "chromium: $(timeout 10 "${CHROMIUM:-/usr/bin/chromium}" --version 2>/dev/null | head -n 1)"
   echo "SECTIONS=$SECTIONS DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS SERVERS=$SERVERS"
   section_on kinds && echo "KIND_SERVERS=$KIND_SERVERS BASELINE_RPS=${BASELINE_RPS:-} BASELINE=${BASELINE:-}"
   section_on browser && echo "BROWSER_SERVERS=$BROWSER_SERVERS BROWSER_RUNS=$BROWSER_RUNS"
