@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # bench/run.sh - issue 8's one command: devserve vs stdlib `python -m http.server`, node's
 # http-server and nginx, same run, same files, loopback only, with ratios and PASS/FAIL targets.
+# Three sections, all on by default:
+#   files    1 KiB/100 KiB/100 MiB files, listing, RSS, start-up (issue 8; report.py)
+#   kinds    one of each request kind a browser sends: GET, If-None-Match, If-Modified-Since,
+#            index, 404, Range, listing, HEAD (kinds.sh; report_kinds.py)
+#   browser  a 543-file ES-module app loaded cold and warm in Chromium (browser_load.py)
 #
 # Usage (from anywhere; servers are started with the repo root as cwd):
 #   bench/run.sh                                   # all six servers, 8 s runs
-#   DURATION=3 bench/run.sh                        # quick mode (about 3-4 minutes)
+#   DURATION=3 bench/run.sh                        # quick mode
+#   SECTIONS="kinds browser" bench/run.sh          # only some sections
 #   PYTHON=/path/to/venv/bin/python bench/run.sh
 #   SERVERS="py10 node devserve" bench/run.sh
 #   DEVSERVE_CMD='devserve serve {root} --port {port} --bind 127.0.0.1' bench/run.sh
@@ -30,6 +36,12 @@
 #   RSS_REQUESTS [10000] requests after the 1 GiB stream;  RSS_MAX [60] s cap on that wrk run
 #   NO_INSTALL=1   never run npm/apt-get;  INSTALL_TIMEOUT [300] s per install step
 #   SKIP_STARTUP=1 skip the hyperfine start-up section;  STRICT=1 exit 2 if a target FAILs
+#   SECTIONS  [files kinds browser]
+#   KIND_SERVERS [py10 py11 node nginx devserve]  kinds section (those of SERVERS in this list)
+#   BASELINE_RPS  devserve's plain-GET req/s to beat in the kinds section, or BASELINE=path of
+#             an earlier run's OUTDIR or kinds/results.tsv (the target SKIPs without either)
+#   BROWSER_SERVERS [devserve nginx node]  BROWSER_RUNS [5] loads per server and mode
+#   BROWSER_TIMEOUT [900] s cap on the browser section
 #
 # Only 127.0.0.1 is ever contacted by the benchmark. Only PIDs this script started (and their
 # descendants, found by parent PID) are ever signalled. Every wrk/curl/install/helper call is
@@ -58,6 +70,11 @@ RSS_REQUESTS=${RSS_REQUESTS:-10000}
 RSS_MAX=${RSS_MAX:-60}
 INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-300}
 SERVERS=${SERVERS:-py10 py11 node nginx devserve devserve-quiet}
+SECTIONS=${SECTIONS:-files kinds browser}
+KIND_SERVERS=${KIND_SERVERS:-py10 py11 node nginx devserve}
+BROWSER_SERVERS=${BROWSER_SERVERS:-devserve nginx node}
+BROWSER_RUNS=${BROWSER_RUNS:-5}
+BROWSER_TIMEOUT=${BROWSER_TIMEOUT:-900}
 [ -n "${DEVSERVE_CMD:-}" ] || DEVSERVE_CMD="$PY -m devserve serve {root} --port {port} --bind 127.0.0.1"
 [ -n "${DEVSERVE_QUIET_CMD:-}" ] || DEVSERVE_QUIET_CMD="$DEVSERVE_CMD --quiet"
 
@@ -67,8 +84,16 @@ die() { log "error: $*"; exit 1; }
 command -v wrk >/dev/null || die "wrk is required (apt-get install -y wrk)"
 command -v curl >/dev/null || die "curl is required"
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || die "no usable python at PYTHON=$PY"
+section_on() { [[ " $SECTIONS " == *" $1 "* ]]; }
+for sec in $SECTIONS; do
+  case $sec in files|kinds|browser) ;; *) die "unknown section '$sec' (known: files kinds browser)";; esac
+done
 mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
-TSV="$OUTDIR/results.tsv"; : > "$TSV"
+# Each section writes its raw files into RUNDIR and its rows into TSV: the files section into
+# OUTDIR itself (as before sections existed), the others into OUTDIR/<section>/.
+SECTION=files
+RUNDIR=$OUTDIR
+TSV="$OUTDIR/results.tsv"
 ROUND=1
 rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$2" "$3" "$4" >> "$TSV"; }  # round server workload metric value
 
@@ -97,7 +122,7 @@ apt_install() {  # $1 package -> 0 if installed
 }
 
 HTTP_SERVER=$(http_server_bin)
-if [ -z "$HTTP_SERVER" ] && { wants node || [ -z "${SKIP_STARTUP:-}" ]; }; then
+if [ -z "$HTTP_SERVER" ] && { wants node || { section_on files && [ -z "${SKIP_STARTUP:-}" ]; }; }; then
   if [ -n "${NO_INSTALL:-}" ]; then why="http-server not installed (NO_INSTALL set)"
   elif ! command -v npm >/dev/null; then why="http-server not installed and npm not found"
   else
@@ -123,31 +148,47 @@ if wants nginx; then
     [ -n "$NGINX" ] || { SKIP_WHY[nginx]=$why; log "nginx: $why"; }
   fi
 fi
-if [ -z "${SKIP_STARTUP:-}" ] && ! command -v hyperfine >/dev/null && can_apt; then
+if section_on files && [ -z "${SKIP_STARTUP:-}" ] && ! command -v hyperfine >/dev/null && can_apt; then
   apt_install hyperfine || log "could not install hyperfine (start-up section will be skipped)"
 fi
+# ab (apache2-utils) measures HEAD in the kinds section: wrk and h2load wait for a body after
+# a HEAD response and never count one (see README).
+if section_on kinds && ! command -v ab >/dev/null && can_apt; then
+  apt_install apache2-utils || log "could not install apache2-utils (HEAD kind will be skipped)"
+fi
+
+# the kinds and browser sections (functions only; they use the helpers below when called)
+source "$BENCH_DIR/kinds.sh"
+source "$BENCH_DIR/browser.sh"
 
 # ---------------------------------------------------------------- corpus
 SMALL=small-1k.txt; MEDIUM=medium-100k.bin; LARGE=large-100m.bin; HUGE=huge-1g.bin; MANY=many
 SMALL_SIZE=1024; MEDIUM_SIZE=$((100 * 1024)); LARGE_SIZE=$((100 * 1024 * 1024)); HUGE_SIZE=$((1024 * 1024 * 1024))
 MANY_COUNT=5000
-mkdir -p "$ROOT/$MANY" || die "cannot create $ROOT"
+mkdir -p "$ROOT" || die "cannot create $ROOT"
+# the 1 KiB file is always there: every server's start-up probe asks for it
 [ "$(stat -c %s "$ROOT/$SMALL" 2>/dev/null)" = "$SMALL_SIZE" ] ||
   head -c 2048 /dev/urandom | base64 -w 64 | head -c "$SMALL_SIZE" > "$ROOT/$SMALL"
-[ "$(stat -c %s "$ROOT/$MEDIUM" 2>/dev/null)" = "$MEDIUM_SIZE" ] ||
-  head -c "$MEDIUM_SIZE" /dev/urandom > "$ROOT/$MEDIUM"
-[ "$(stat -c %s "$ROOT/$LARGE" 2>/dev/null)" = "$LARGE_SIZE" ] ||
-  head -c "$LARGE_SIZE" /dev/urandom > "$ROOT/$LARGE"
-[ "$(stat -c %s "$ROOT/$HUGE" 2>/dev/null)" = "$HUGE_SIZE" ] ||
-  { rm -f "$ROOT/$HUGE"; truncate -s "$HUGE_SIZE" "$ROOT/$HUGE"; }   # sparse is fine
-if [ "$(find "$ROOT/$MANY" -mindepth 1 -maxdepth 1 | wc -l)" -ne "$MANY_COUNT" ]; then
-  find "$ROOT/$MANY" -mindepth 1 -maxdepth 1 -delete
-  (cd "$ROOT/$MANY" && seq -f 'file-%05g.txt' 1 "$MANY_COUNT" | xargs touch)   # empty files, like peers.sh
+if section_on files; then
+  mkdir -p "$ROOT/$MANY" || die "cannot create $ROOT/$MANY"
+  [ "$(stat -c %s "$ROOT/$MEDIUM" 2>/dev/null)" = "$MEDIUM_SIZE" ] ||
+    head -c "$MEDIUM_SIZE" /dev/urandom > "$ROOT/$MEDIUM"
+  [ "$(stat -c %s "$ROOT/$LARGE" 2>/dev/null)" = "$LARGE_SIZE" ] ||
+    head -c "$LARGE_SIZE" /dev/urandom > "$ROOT/$LARGE"
+  [ "$(stat -c %s "$ROOT/$HUGE" 2>/dev/null)" = "$HUGE_SIZE" ] ||
+    { rm -f "$ROOT/$HUGE"; truncate -s "$HUGE_SIZE" "$ROOT/$HUGE"; }   # sparse is fine
+  if [ "$(find "$ROOT/$MANY" -mindepth 1 -maxdepth 1 | wc -l)" -ne "$MANY_COUNT" ]; then
+    find "$ROOT/$MANY" -mindepth 1 -maxdepth 1 -delete
+    (cd "$ROOT/$MANY" && seq -f 'file-%05g.txt' 1 "$MANY_COUNT" | xargs touch)   # empty files, like peers.sh
+  fi
 fi
+section_on kinds && { write_kinds_corpus || die "cannot write the kinds corpus in $ROOT"; }
 chmod -R a+rX "$ROOT"
 # read everything once so the first server measured does not pay for filling the page cache
-timeout 120 cat "$ROOT/$SMALL" "$ROOT/$MEDIUM" "$ROOT/$LARGE" "$ROOT/$HUGE" > /dev/null
-timeout 30 ls -l "$ROOT/$MANY" > /dev/null
+if section_on files; then
+  timeout 120 cat "$ROOT/$SMALL" "$ROOT/$MEDIUM" "$ROOT/$LARGE" "$ROOT/$HUGE" > /dev/null
+  timeout 30 ls -l "$ROOT/$MANY" > /dev/null
+fi
 
 # wrk script for the "N requests" run: alternates the 1 KiB and 100 KiB files; each thread
 # stops after WRK_REQS_PER_THREAD responses and appends a line to WRK_DONE_FILE, so the shell
@@ -175,9 +216,16 @@ EOF
 KNOWN="py10 py11 node nginx devserve devserve-quiet"
 server_index() { case $1 in py10) echo 0;; py11) echo 1;; devserve) echo 2;; devserve-quiet) echo 3;; node) echo 4;; nginx) echo 5;; *) return 1;; esac; }
 NGX_DIR="$OUTDIR/nginx"
+# The files section keeps peers.sh's config (nginx.conf). The kinds and browser sections
+# compare revalidation, so their config (nginx-<section>.conf) also sends what devserve sends
+# by default: an ETag (nginx's default, spelled out) and Cache-Control: no-cache.
+nginx_conf() { if [ "$SECTION" = files ]; then echo "$NGX_DIR/nginx.conf"; else echo "$NGX_DIR/nginx-$SECTION.conf"; fi; }
 write_nginx_conf() {  # $1 port; peers.sh's config: sendfile, no access log, autoindex
+  local revalidate=""
+  [ "$SECTION" = files ] || revalidate="etag on;
+  add_header Cache-Control no-cache;"
   mkdir -p "$NGX_DIR"
-  cat > "$NGX_DIR/nginx.conf" <<EOF
+  cat > "$(nginx_conf)" <<EOF
 worker_processes 2;
 daemon off;
 pid $NGX_DIR/nginx.pid;
@@ -195,6 +243,7 @@ http {
   fastcgi_temp_path $NGX_DIR/fastcgi;
   uwsgi_temp_path $NGX_DIR/uwsgi;
   scgi_temp_path $NGX_DIR/scgi;
+  $revalidate
   server { listen 127.0.0.1:$1; root $ROOT; autoindex on; }
 }
 EOF
@@ -205,7 +254,7 @@ server_cmd() {  # $1 name, $2 port -> shell command (exec'd, so $! is the server
     py10) echo "$PY -m http.server $2 --bind 127.0.0.1 --directory $ROOT" ;;
     py11) echo "$PY -m http.server $2 --bind 127.0.0.1 --directory $ROOT --protocol HTTP/1.1" ;;
     node) echo "$HTTP_SERVER $ROOT -a 127.0.0.1 -p $2 -s -c-1" ;;
-    nginx) write_nginx_conf "$2"; echo "$NGINX -p $NGX_DIR -e $NGX_DIR/error.log -c $NGX_DIR/nginx.conf" ;;
+    nginx) write_nginx_conf "$2"; echo "$NGINX -p $NGX_DIR -e $NGX_DIR/error.log -c $(nginx_conf)" ;;
     devserve) c=${DEVSERVE_CMD//\{port\}/$2}; echo "${c//\{root\}/$ROOT}" ;;
     devserve-quiet) c=${DEVSERVE_QUIET_CMD//\{port\}/$2}; echo "${c//\{root\}/$ROOT}" ;;
     *) return 1 ;;
@@ -249,8 +298,8 @@ SRV_PID=""
 start_server() {  # $1 name, $2 port
   local name=$1 port=$2 cmd i p mine
   cmd=$(server_cmd "$name" "$port") || return 1
-  echo "$cmd" > "$OUTDIR/$name.cmd"
-  (cd "$REPO" && exec bash -c "exec $cmd") >"$OUTDIR/r$ROUND.$name.server.log" 2>&1 &
+  echo "$cmd" > "$RUNDIR/$name.cmd"
+  (cd "$REPO" && exec bash -c "exec $cmd") >"$RUNDIR/r$ROUND.$name.server.log" 2>&1 &
   SRV_PID=$!
   for i in $(seq 1 $((STARTUP_TIMEOUT * 10))); do
     if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/$SMALL"; then
@@ -266,20 +315,22 @@ start_server() {  # $1 name, $2 port
     sleep 0.1
   done
   log "$name did not come up on 127.0.0.1:$port. Command: $cmd"
-  log "---- last lines of $OUTDIR/r$ROUND.$name.server.log ----"
-  tail -n 25 "$OUTDIR/r$ROUND.$name.server.log" >&2
+  log "---- last lines of $RUNDIR/r$ROUND.$name.server.log ----"
+  tail -n 25 "$RUNDIR/r$ROUND.$name.server.log" >&2
   stop_server; return 1
 }
-stop_server() {
-  [ -n "$SRV_PID" ] || return 0
-  local pids i; pids=$(tree "$SRV_PID")
+stop_tree() {  # $1 a server PID we started: TERM its tree, KILL what is left after 5 s
+  local pids i; pids=$(tree "$1")
   kill -TERM $pids 2>/dev/null
   for i in $(seq 1 50); do kill -0 $pids 2>/dev/null || break; sleep 0.1; done
   kill -KILL $pids 2>/dev/null
-  wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+  wait "$1" 2>/dev/null
 }
+stop_server() { [ -z "$SRV_PID" ] || stop_tree "$SRV_PID"; SRV_PID=""; }
+KEPT_PIDS=()   # servers that run side by side (browser section), stopped by stop_kept
+stop_kept() { local p; for p in "${KEPT_PIDS[@]}"; do stop_tree "$p"; done; KEPT_PIDS=(); }
 WRK_PID=""
-cleanup() { [ -n "$WRK_PID" ] && kill -TERM "$WRK_PID" 2>/dev/null; stop_server; }
+cleanup() { [ -n "$WRK_PID" ] && kill -TERM "$WRK_PID" 2>/dev/null; stop_server; stop_kept; }
 trap 'cleanup; exit 130' INT TERM
 trap 'cleanup' EXIT
 
@@ -298,13 +349,24 @@ parse_wrk() {  # $1 file $2 server $3 workload -> TSV rows (wrk units: us/ms/s/m
     /Non-2xx or 3xx/ { non2xx = $NF }
     END { out("sock_errors", err + 0); out("non2xx", non2xx + 0) }' "$1" >> "$TSV"
 }
-run_wrk() {  # $1 server $2 workload $3 threads $4 conns $5 url [$6 stop after this many requests]
-  local f="$OUTDIR/r$ROUND.$1.$2.wrk" total=${6:-0} c0 c1 t0 t1 m0 m1 o0 o1 done_file deadline
-  c0=$(cpu_ticks "$SRV_PID"); o0=$(own_ticks); m0=$(machine_ticks); t0=$(date +%s%N)
+# meter_start / meter_stop bracket one load-generator run and record the server tree's CPU
+# and the CPU that neither the server nor our own children used (somebody else's load).
+meter_start() { M_C0=$(cpu_ticks "$SRV_PID"); M_O0=$(own_ticks); M_M0=$(machine_ticks); M_T0=$(date +%s%N); }
+meter_stop() {  # $1 server $2 workload
+  local c1 t1 m1 o1
+  m1=$(machine_ticks); o1=$(own_ticks); c1=$(cpu_ticks "$SRV_PID"); t1=$(date +%s%N)
+  rec "$1" "$2" other_pct "$(other_pct "$M_M0" "$m1" $((c1 - M_C0 + o1 - M_O0)))"
+  rec "$1" "$2" cpu_s "$(awk -v c=$((c1 - M_C0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", c / hz}')"
+  rec "$1" "$2" cpu_pct "$(awk -v c=$((c1 - M_C0)) -v hz="$CLK_TCK" -v ns=$((t1 - M_T0)) 'BEGIN{printf "%.0f", c / hz / (ns / 1e9) * 100}')"
+}
+run_wrk() {  # $1 server $2 workload $3 threads $4 conns $5 url [$6 stop after this many requests [$7 header]]
+  local f="$RUNDIR/r$ROUND.$1.$2.wrk" total=${6:-0} done_file deadline hdr=()
+  [ -n "${7:-}" ] && hdr=(-H "$7")
+  meter_start
   if [ "$total" -gt 0 ]; then
     # counted run: wrk's -d is only the upper bound (RSS_MAX); each thread stops itself after
     # its share, and we SIGINT wrk (our own child, by PID) once every thread has reported.
-    done_file="$OUTDIR/r$ROUND.$1.$2.done"; : > "$done_file"
+    done_file="$RUNDIR/r$ROUND.$1.$2.done"; : > "$done_file"
     WRK_DONE_FILE=$done_file WRK_REQS_PER_THREAD=$(((total + $3 - 1) / $3)) \
       wrk -t"$3" -c"$4" -d"${RSS_MAX}s" --timeout "$WRK_TIMEOUT" --latency -s "$COUNT_LUA" "$5" > "$f" 2>&1 &
     WRK_PID=$!
@@ -316,13 +378,10 @@ run_wrk() {  # $1 server $2 workload $3 threads $4 conns $5 url [$6 stop after t
     done
     wait "$WRK_PID" 2>/dev/null; WRK_PID=""
   else
-    timeout -k 5 $((DURATION + 30)) wrk -t"$3" -c"$4" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "$5" > "$f" 2>&1
+    timeout -k 5 $((DURATION + 30)) wrk -t"$3" -c"$4" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" \
+      --latency "${hdr[@]}" "$5" > "$f" 2>&1
   fi
-  m1=$(machine_ticks); o1=$(own_ticks); c1=$(cpu_ticks "$SRV_PID"); t1=$(date +%s%N)
-  # CPU that neither the server nor wrk used while wrk ran = somebody else's load
-  rec "$1" "$2" other_pct "$(other_pct "$m0" "$m1" $((c1 - c0 + o1 - o0)))"
-  rec "$1" "$2" cpu_s "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", c / hz}')"
-  rec "$1" "$2" cpu_pct "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", c / hz / (ns / 1e9) * 100}')"
+  meter_stop "$1" "$2"
   parse_wrk "$f" "$1" "$2"
 }
 check_get() {  # $1 server $2 url $3 expected file -> records "ok" / what went wrong
@@ -364,25 +423,30 @@ time_listing() {  # $1 server $2 url: LIST_RUNS sequential curl timings (fresh c
   [ -n "$HTTP_SERVER" ] && echo "node: $(timeout 10 node --version 2>&1) http-server $(timeout 10 "$HTTP_SERVER" -v 2>&1 | head -n 1)"
   [ -n "$NGINX" ] && echo "nginx: $(timeout 10 "$NGINX" -v 2>&1 | head -n 1)"
   echo "repo: $REPO @ $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
-  echo "DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS SERVERS=$SERVERS"
+  section_on kinds && echo "ab: $(ab -V 2>&1 | head -n 1)"
+  section_on browser && echo "chromium: $(timeout 10 "${CHROMIUM:-/usr/bin/chromium}" --version 2>/dev/null | head -n 1)"
+  echo "SECTIONS=$SECTIONS DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS SERVERS=$SERVERS"
+  section_on kinds && echo "KIND_SERVERS=$KIND_SERVERS BASELINE_RPS=${BASELINE_RPS:-} BASELINE=${BASELINE:-}"
+  section_on browser && echo "BROWSER_SERVERS=$BROWSER_SERVERS BROWSER_RUNS=$BROWSER_RUNS"
   echo "DEVSERVE_CMD=$DEVSERVE_CMD"
   echo "DEVSERVE_QUIET_CMD=$DEVSERVE_QUIET_CMD"
 } > "$OUTDIR/meta.txt"
-log "python=$PY duration=${DURATION}s servers='$SERVERS' out=$OUTDIR"
+log "python=$PY duration=${DURATION}s sections='$SECTIONS' servers='$SERVERS' out=$OUTDIR"
 
-# ports are picked once, so every round uses the same port per server
+# ports are picked once, so every round and section uses the same port per server; a server
+# that can't run gets its reason in SKIP_WHY, which each section records in its own results
 declare -A PORT=()
 used_ports=" "
 run_list=""
 for s in $SERVERS; do
   idx=$(server_index "$s") || { log "unknown server '$s' (known: $KNOWN)"; continue; }
-  if [ -n "${SKIP_WHY[$s]:-}" ]; then rec "$s" start skipped "${SKIP_WHY[$s]}"; log "skip $s: ${SKIP_WHY[$s]}"; continue; fi
+  if [ -n "${SKIP_WHY[$s]:-}" ]; then log "skip $s: ${SKIP_WHY[$s]}"; continue; fi
   port=$((BASE_PORT + idx * 10))
   for _ in $(seq 1 10); do
     if [[ $used_ports == *" $port "* ]] || port_in_use "$port"; then port=$((port + 1)); else break; fi
   done
   if port_in_use "$port"; then
-    rec "$s" start skipped "no free port near $((BASE_PORT + idx * 10))"; log "skip $s: no free port"; continue
+    SKIP_WHY[$s]="no free port near $((BASE_PORT + idx * 10))"; log "skip $s: no free port"; continue
   fi
   used_ports="$used_ports$port "; PORT[$s]=$port; run_list="$run_list $s"
 done
@@ -432,33 +496,55 @@ bench_server() {  # $1 name: start, check, warm up, measure, stop
   stop_server
 }
 
-for ROUND in $(seq 1 "$ROUNDS"); do
-  order=$run_list
-  # even rounds go backwards so slow drift (thermal, page cache, neighbours) evens out
-  [ $((ROUND % 2)) = 0 ] && order=$(printf '%s\n' $run_list | tac | tr '\n' ' ')
-  for s in $order; do bench_server "$s"; done
-done
-
 # ---------------------------------------------------------------- start-up time
 # `python -m http.server --help`, `devserve --help`, a devserve completion request and node's
 # `http-server --help` (hyperfine, from Debian's package). startup.labels names each command
 # for report.py; startup.skipped says why the section is missing.
-if [ -n "${SKIP_STARTUP:-}" ]; then echo "SKIP_STARTUP set" > "$OUTDIR/startup.skipped"
-elif ! command -v hyperfine >/dev/null; then echo "hyperfine not installed" > "$OUTDIR/startup.skipped"
-else
-  DS_BIN=$(dirname "$PY")/devserve
-  [ -x "$DS_BIN" ] || DS_BIN="$PY -m devserve"
-  cmds=("$PY -m http.server --help" "$DS_BIN --help"
-        "env _DEVSERVE_COMPLETE=complete_bash COMP_WORDS='devserve se' COMP_CWORD=1 $DS_BIN")
-  labels="py-help devserve-help devserve-complete"
-  if [ -n "$HTTP_SERVER" ]; then cmds+=("$HTTP_SERVER --help"); labels="$labels node-help"
-  else echo "${SKIP_WHY[node]:-http-server not installed}" > "$OUTDIR/startup.node-skipped"; fi
-  echo "$labels" > "$OUTDIR/startup.labels"
-  log "start-up times (hyperfine)"
-  (cd "$REPO" && timeout -k 5 300 hyperfine -N --warmup 3 --runs 20 \
-    --export-json "$OUTDIR/startup.json" "${cmds[@]}" > "$OUTDIR/startup.txt" 2>&1) ||
-    { log "WARN hyperfine failed (see $OUTDIR/startup.txt)"; echo "hyperfine failed (see startup.txt)" > "$OUTDIR/startup.skipped"; }
-fi
+startup_times() {
+  if [ -n "${SKIP_STARTUP:-}" ]; then echo "SKIP_STARTUP set" > "$OUTDIR/startup.skipped"
+  elif ! command -v hyperfine >/dev/null; then echo "hyperfine not installed" > "$OUTDIR/startup.skipped"
+  else
+    DS_BIN=$(dirname "$PY")/devserve
+    [ -x "$DS_BIN" ] || DS_BIN="$PY -m devserve"
+    cmds=("$PY -m http.server --help" "$DS_BIN --help"
+          "env _DEVSERVE_COMPLETE=complete_bash COMP_WORDS='devserve se' COMP_CWORD=1 $DS_BIN")
+    labels="py-help devserve-help devserve-complete"
+    if [ -n "$HTTP_SERVER" ]; then cmds+=("$HTTP_SERVER --help"); labels="$labels node-help"
+    else echo "${SKIP_WHY[node]:-http-server not installed}" > "$OUTDIR/startup.node-skipped"; fi
+    echo "$labels" > "$OUTDIR/startup.labels"
+    log "start-up times (hyperfine)"
+    (cd "$REPO" && timeout -k 5 300 hyperfine -N --warmup 3 --runs 20 \
+      --export-json "$OUTDIR/startup.json" "${cmds[@]}" > "$OUTDIR/startup.txt" 2>&1) ||
+      { log "WARN hyperfine failed (see $OUTDIR/startup.txt)"; echo "hyperfine failed (see startup.txt)" > "$OUTDIR/startup.skipped"; }
+  fi
+}
 
-timeout 60 "$PY" "$BENCH_DIR/report.py" "$TSV" "$OUTDIR" | tee "$OUTDIR/report.md"
-exit "${PIPESTATUS[0]}"
+section_files() {  # issue 8's workloads; leaves its report in $OUTDIR/report-files.md
+  local s order
+  SECTION=files; RUNDIR=$OUTDIR; TSV="$OUTDIR/results.tsv"; ROUND=1
+  : > "$TSV"
+  for s in $SERVERS; do [ -z "${SKIP_WHY[$s]:-}" ] || rec "$s" start skipped "${SKIP_WHY[$s]}"; done
+  for ROUND in $(seq 1 "$ROUNDS"); do
+    order=$run_list
+    # even rounds go backwards so slow drift (thermal, page cache, neighbours) evens out
+    [ $((ROUND % 2)) = 0 ] && order=$(printf '%s\n' $run_list | tac | tr '\n' ' ')
+    for s in $order; do bench_server "$s"; done
+  done
+  startup_times
+  timeout 60 "$PY" "$BENCH_DIR/report.py" "$TSV" "$OUTDIR" > "$OUTDIR/report-files.md"
+}
+
+# ---------------------------------------------------------------- sections, then one report
+# Each report exits 2 under STRICT=1 when one of its targets FAILs; so does this script.
+status=0
+if section_on files; then section_files || status=$?; fi
+if section_on kinds; then section_kinds || status=$?; fi
+if section_on browser; then section_browser || status=$?; fi
+{
+  # report.py opens with meta.txt; without the files section it is printed here
+  section_on files || printf '```\n%s\n```\n' "$(cat "$OUTDIR/meta.txt")"
+  section_on files && cat "$OUTDIR/report-files.md"
+  section_on kinds && cat "$OUTDIR/kinds/report.md"
+  section_on browser && cat "$OUTDIR/browser/report.md"
+} | tee "$OUTDIR/report.md"
+exit "$status"
