@@ -740,12 +740,12 @@ def test_resolution_matches_the_real_server(public_tmp: Path, options: dict[str,
     build(root, PARITY_TREE)
     config = CheckConfig(directory=root, **options)
     handler = check_module.handler_class(config, str(root))
-    resolver = check_module._Server(handler, str(root))
+    resolver = check_module.server_model.ServerModel(handler, str(root))
     factory = functools.partial(handler, directory=str(root))
     with running_server(ThreadingHTTPServer, factory) as server:
         for path in PARITY_PATHS:
             for navigation in (True, False):
-                accept = check_module._NAVIGATION_ACCEPT if navigation else "*/*"
+                accept = check_module.server_model.NAVIGATION_ACCEPT if navigation else "*/*"
                 status, body = _fetch(port_of(server), path, accept)
                 outcome = resolver.resolve(path, navigation)
                 where = f"{path} navigation={navigation}: server {status}, check {outcome}"
