@@ -12,7 +12,7 @@ The modules, in the order a check uses them:
 - `rules`: the catalogue of finding codes (severity, title, fix).
 - `report`: the config, findings as data, the report, ``--ignore`` parsing.
 - `server_model`: what the server would answer for a path, asked of its code.
-- `walker`: the walk over what the server would serve; names and symlinks.
+- `walker`: `check` itself, and the walk over what the server would serve.
 - `exposure`: served files and folders that look secret.
 - `markup`: references in HTML and CSS, page encodings, URL resolution.
 - `pages`: pages and stylesheets: links, content types, live reload.
@@ -28,8 +28,6 @@ Invariants:
 """
 
 from __future__ import annotations
-
-import time
 
 from devserve.check.exposure import secret_kind
 from devserve.check.markup import (
@@ -47,19 +45,12 @@ from devserve.check.report import (
     Finding,
     Progress,
     Report,
-    build_report,
-    check_ignore,
     display,
     parse_ignore,
 )
 from devserve.check.rules import CODES, RULES, SEVERITIES, Rule, Severity
-from devserve.check.server_model import (
-    ServerModel,
-    handler_class,
-    read_watch_limit,
-    served_directory,
-)
-from devserve.check.walker import Walker, name_problems, no_progress
+from devserve.check.server_model import handler_class, read_watch_limit
+from devserve.check.walker import check, name_problems
 
 __all__ = [
     "CODES",
@@ -87,24 +78,3 @@ __all__ = [
     "secret_kind",
     "srcset_urls",
 ]
-
-
-def check(config: CheckConfig, progress: Progress | None = None) -> Report:
-    """Check ``config.directory`` as the server would serve it; never prints.
-
-    Raises CheckError when the directory cannot be checked or an option is invalid.
-    """
-    started = time.perf_counter()
-    root = served_directory(config)
-    check_ignore(config.ignore)
-    walker = Walker(config, root, ServerModel.for_config(config, root), progress or no_progress)
-    findings = walker.run()
-    return build_report(
-        root,
-        config,
-        findings,
-        files=walker.file_count,
-        pages=len(walker.pages),
-        links=walker.link_count,
-        seconds=time.perf_counter() - started,
-    )

@@ -1,6 +1,8 @@
-"""The walk: every entry the server would serve, handed to the checks that judge it.
+"""`check` and its walk: every entry the server would serve, handed to the checks that judge it.
 
-`Walker.run` walks the tree as URLs reach it: hidden names are entered only
+`check` validates the flags (`server_model.served_directory`, `--ignore`
+codes), builds the server model and a `Walker`, and makes the report of what
+it found. `Walker.run` walks the tree as URLs reach it: hidden names are entered only
 when the server would serve them, a symlink is followed only where the server
 would follow it (asked of `server_model`), and a folder reached twice (through
 a link inside the tree) is walked once. On the way it reports what needs no
@@ -24,14 +26,45 @@ import errno
 import os
 import posixpath
 import stat
+import time
 from dataclasses import dataclass
 
 from devserve._paths import is_within
 from devserve.check.cgi_scripts import ScriptChecker
 from devserve.check.exposure import CREDENTIAL_DIRS, VCS_DIRS, exposure, secret_kind
 from devserve.check.pages import PageChecker, file_type_problem
-from devserve.check.report import CheckConfig, Finding, Findings, Progress, display
-from devserve.check.server_model import ServerModel, read_watch_limit
+from devserve.check.report import (
+    CheckConfig,
+    Finding,
+    Findings,
+    Progress,
+    Report,
+    build_report,
+    check_ignore,
+    display,
+)
+from devserve.check.server_model import ServerModel, read_watch_limit, served_directory
+
+
+def check(config: CheckConfig, progress: Progress | None = None) -> Report:
+    """Check ``config.directory`` as the server would serve it; never prints.
+
+    Raises CheckError when the directory cannot be checked or an option is invalid.
+    """
+    started = time.perf_counter()
+    root = served_directory(config)
+    check_ignore(config.ignore)
+    walker = Walker(config, root, ServerModel.for_config(config, root), progress or no_progress)
+    findings = walker.run()
+    return build_report(
+        root,
+        config,
+        findings,
+        files=walker.file_count,
+        pages=len(walker.pages),
+        links=walker.link_count,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def no_progress(stage: str, done: int, total: int | None) -> None:
