@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 
-from devserve.check import css_references, decode_page, srcset_urls
+from devserve.check import css_references, decode_page, join_url, srcset_urls
+from devserve.check.markup import clean_url
 
 
 @pytest.mark.parametrize(
@@ -44,22 +47,71 @@ def test_css_references(css: str, refs: list[tuple[int, str, str]]) -> None:
     assert [(r.line, r.url, r.kind) for r in css_references(css)] == refs
 
 
+P = "<p>x</p>"
+UTF16_LE_BOM = codecs.BOM_UTF16_LE + P.encode("utf-16-le")
+UTF16_BE_BOM = codecs.BOM_UTF16_BE + P.encode("utf-16-be")
+UTF32_LE_BOM = codecs.BOM_UTF32_LE + P.encode("utf-32-le")
+UTF32_BE_BOM = codecs.BOM_UTF32_BE + P.encode("utf-32-be")
+
+
+# The browser's side only: whether the reload script survives is server_model's
+# question (tests/test_check_server_model.py, on the same pages).
 @pytest.mark.parametrize(
-    ("data", "problem"),
+    ("data", "text", "codec", "wide", "guessed"),
     [
-        (b"<p>plain</p>", None),
-        ("<p>café</p>".encode(), None),
-        (b"\xef\xbb\xbf<p>bom</p>", None),
-        ("<p>x</p>".encode("utf-16"), None),
-        ("<p>x</p>".encode("utf-16-le"), "wide"),
-        ("<p>x</p>".encode("utf-16-be"), "wide"),
-        ("<p>x</p>".encode("utf-32"), "wide"),
-        (b"<p>caf\xe9</p>", "undeclared"),
-        (b'<meta charset="windows-1252"><p>caf\xe9</p>', None),
-        (b'<meta http-equiv="Content-Type" content="text/html; charset=latin1">\xe9', None),
-        (b'<meta charset="utf-8"><p>caf\xe9</p>', "undeclared"),
-        (b'<meta charset="x-no-such-codec">\xe9', "undeclared"),
+        (b"<p>plain</p>", "<p>plain</p>", "utf-8", False, False),
+        ("<p>café</p>".encode(), "<p>café</p>", "utf-8", False, False),
+        (b"\xef\xbb\xbf<p>bom</p>", "<p>bom</p>", "utf-8", False, False),
+        (UTF16_LE_BOM, P, "utf-16-le", True, False),
+        (UTF16_BE_BOM, P, "utf-16-be", True, False),
+        (P.encode("utf-16-le"), P, "utf-16-le", True, False),
+        (P.encode("utf-16-be"), P, "utf-16-be", True, False),
+        (UTF32_LE_BOM, P, "utf-32", True, False),
+        (UTF32_BE_BOM, P, "utf-32", True, False),
+        (b"<p>caf\xe9</p>", "<p>café</p>", "cp1252", False, True),
+        (b'<meta charset="windows-1252"><p>caf\xe9</p>', '<meta charset="windows-1252"><p>café</p>',
+         "cp1252", False, False),
+        (b'<meta http-equiv="Content-Type" content="text/html; charset=latin1">\xe9',
+         '<meta http-equiv="Content-Type" content="text/html; charset=latin1">é',
+         "iso8859-1", False, False),
+        (b'<meta charset="utf-8"><p>caf\xe9</p>', '<meta charset="utf-8"><p>café</p>', "cp1252",
+         False, True),
+        (b'<meta charset="x-no-such-codec">\xe9', '<meta charset="x-no-such-codec">é', "cp1252",
+         False, True),
+    ],
+)  # fmt: skip
+def test_decode_page(data: bytes, text: str, codec: str, wide: bool, guessed: bool) -> None:
+    assert decode_page(data) == (text, codec, wide, guessed)
+
+
+@pytest.mark.parametrize(
+    ("base", "url", "keep_query", "path"),
+    [
+        ("/docs/", "a.html", False, "/docs/a.html"),
+        ("/docs/page.html", "../img/a.png", False, "/img/a.png"),
+        ("/a/b/c.html", "../../../../x", False, "/x"),  # never above the root
+        ("/docs/", "/abs", False, "/abs"),
+        ("/docs/", "a.html?x=1#top", False, "/docs/a.html"),
+        ("/docs/", "a.html?x=1#top", True, "/docs/a.html?x=1"),
+        ("/docs/page.html", "?x", True, "/docs/page.html?x"),
+        ("/docs/page.html", "#top", False, "/docs/page.html"),
+        ("/a/", "%2e%2e/b", False, "/b"),  # encoded dots are dots (WHATWG)
+        ("/a/b/", "%2E%2E/c", False, "/a/c"),
+        ("/a/b/", "./", False, "/a/b/"),
+        ("/a/b/", "..", False, "/a/"),
+        ("/docs/", "https://example.com/y", False, None),
+        ("/docs/", "//cdn.example.com/x", False, None),
+        ("/docs/", "mailto:a@b.c", False, None),
+        (None, "a.html", False, None),  # the page's <base href> is another site
     ],
 )
-def test_decode_page(data: bytes, problem: str | None) -> None:
-    assert decode_page(data).problem == problem
+def test_join_url(base: str | None, url: str, keep_query: bool, path: str | None) -> None:
+    assert join_url(base, url, keep_query) == path
+
+
+@pytest.mark.parametrize(
+    ("url", "cleaned"),
+    [(" a.html\n", "a.html"), ("a\tb\n.html", "ab.html"), ("a\\b.html?x=\\y", "a/b.html?x=\\y")],
+)
+def test_clean_url(url: str, cleaned: str) -> None:
+    assert clean_url(url) == cleaned

@@ -101,7 +101,7 @@ class ScriptChecker:
             directory = os.path.dirname(directory)
 
 
-def _interpreter(line: str, script_dir: str, search_path: str | None) -> list[str]:
+def _interpreter(line: str, script_dir: str, search_path: str) -> list[str]:
     """The programs a #! line runs: the interpreter, and what ``env`` looks up on PATH.
 
     Relative paths are looked up from the script's folder (its working directory),

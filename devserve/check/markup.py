@@ -238,28 +238,32 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_:.+
 
 
 class Decoded(NamedTuple):
+    """A page's text as a browser decodes it, and how it came to that encoding."""
+
     text: str
-    problem: str | None  # "wide" (UTF-32, BOM-less UTF-16) or "undeclared" (not UTF-8)
+    codec: str  # Python's name for the encoding the browser uses
+    wide: bool  # UTF-16 or UTF-32: ASCII markup is not ASCII bytes in it
+    guessed: bool  # not UTF-8 and no charset declared: the browser guesses (windows-1252)
 
 
 def decode_page(data: bytes) -> Decoded:
-    """A page's text as a browser would decode it, and what stands in the reload script's way.
+    """A page's text as a browser would decode it: a byte-order mark, UTF-16 without
+    one (every other byte zero), UTF-8, a ``<meta charset>``, else a guess.
 
-    The reload script is inserted as ASCII bytes unless a byte-order mark says
-    UTF-16 (`devserve.reload` decodes those), so a UTF-32 page or a UTF-16 one
-    without a mark would be corrupted.
+    Whether the reload script can go into it is `server_model`'s question.
     """
     if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return Decoded(data.decode("utf-32", "replace"), "wide")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return Decoded(data.decode("utf-16", "replace"), None)
+        return Decoded(data.decode("utf-32", "replace"), "utf-32", True, False)
+    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(bom):
+            return Decoded(data[len(bom) :].decode(codec, "replace"), codec, True, False)
     if data.startswith(codecs.BOM_UTF8):
-        return Decoded(data[3:].decode("utf-8", "replace"), None)
+        return Decoded(data[3:].decode("utf-8", "replace"), "utf-8", False, False)
     if len(data) > 1 and (data[0] == 0) != (data[1] == 0):
         codec = "utf-16-be" if data[0] == 0 else "utf-16-le"
-        return Decoded(data.decode(codec, "replace"), "wide")
+        return Decoded(data.decode(codec, "replace"), codec, True, False)
     try:
-        return Decoded(data.decode("utf-8"), None)
+        return Decoded(data.decode("utf-8"), "utf-8", False, False)
     except UnicodeDecodeError:
         pass
     declared = _META_CHARSET.search(data[:1024])
@@ -270,8 +274,8 @@ def decode_page(data: bytes) -> Decoded:
             pass
         else:
             if codec != "utf-8":
-                return Decoded(data.decode(codec, "replace"), None)
-    return Decoded(data.decode("windows-1252", "replace"), "undeclared")
+                return Decoded(data.decode(codec, "replace"), codec, False, False)
+    return Decoded(data.decode("windows-1252", "replace"), "cp1252", False, True)
 
 
 # ========================================================================= URLs

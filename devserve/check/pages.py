@@ -93,21 +93,26 @@ class PageChecker:
                 data = page.read()
         except OSError:
             return
-        text, problem = decode_page(data)
+        decoded = decode_page(data)
+        text = decoded.text
         server = self.server
-        if problem == "wide":
-            self.add(
-                "DS503",
-                rel,
-                "page is UTF-32, or UTF-16 without a byte-order mark: "
-                "the reload script would be inserted as ASCII bytes and corrupt it",
-            )
-        elif problem == "undeclared":
+        content_type = server.content_type(fs)
+        if server.injects_reload(content_type):
+            if server.reload_corrupts(data, content_type, decoded.codec, decoded.wide):
+                self.add(
+                    "DS503",
+                    rel,
+                    "page is UTF-32, or UTF-16 without a byte-order mark: "
+                    "the reload script would be inserted as ASCII bytes and corrupt it",
+                )
+            elif text.strip() and server.reload_appended_at_end(text):
+                self.add(
+                    "DS501",
+                    rel,
+                    "no </body> or </head>: --reload appends its script after the end",
+                )
+        if decoded.guessed:  # windows-1252: never wide, so never DS503 as well
             self.add("DS502", rel, "page is not UTF-8 and declares no charset: browsers guess it")
-        if problem != "wide" and text.strip() and server.reload_appended_at_end(text):
-            self.add(
-                "DS501", rel, "no </body> or </head>: --reload appends its script after the end"
-            )
         parser = PageParser()
         parser.feed(text)
         parser.close()

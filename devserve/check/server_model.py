@@ -4,14 +4,14 @@
 `serving.make_handler` from the `ServeConfig` that `devserve serve` (or `cgi`)
 would build from the same flags. `ServerModel` puts questions to one instance
 of it that never sees a socket: its documented hooks (`translate_path`,
-`guess_type`), the helpers behind them (`_may_serve`, `_is_app_route`,
-`_listed`), and the server's pure functions (`_cgi.collapse_url_path`,
-`_cgi.find_cgi_directory`, `_cgi.locate_script`, `_cgi.url_for_decoded`,
-`_cgi.is_executable`, `_cgi.nobody_uid`/`nobody_gid`, `_paths.is_hidden`/`is_within`,
-`_suggest.suggest_path`). It is the only module of `devserve.check` that asks
-the server how it serves; the others ask it, and import from the server only
-neutral helpers (the `_paths.is_within` path test, `_cgi.shebang` to read a
-``#!`` line).
+`guess_type`, `is_cgi`, `is_executable`, `is_python`), the helpers behind them
+(`_may_serve`, `_is_app_route`, `_listed`), and the server's pure functions
+(`_cgi.locate_script`, `_cgi.url_for_decoded`, `_cgi.nobody_uid`/`nobody_gid`,
+`_paths.is_hidden`/`is_within`, `_suggest.suggest_path`, and `reload.inject`'s
+`should_inject`, `charset_of`, `page_encoding` and `insertion_index`). It is
+the only module of `devserve.check` that asks the server how it serves; the
+others ask it, and import from the server only neutral helpers (the
+`_paths.is_within` path test, `_cgi.shebang` to read a ``#!`` line).
 
 Rules still copied here, because the server has no function that answers them
 yet (each copy is named after the server code it mirrors, and is to be replaced
@@ -39,10 +39,11 @@ by a call when that code becomes a pure function):
    into ``os.path.isdir`` folders, a script `_may_serve` refuses or that does
    not exist is 404, one that is not a plain file 403.
 6. `ServerModel.script_not_executable` mirrors `run_cgi`'s 403 for a script
-   that is not executable (`_cgi.is_executable`), taking ``have_fork`` for granted.
+   that is not executable (``have_fork or not is_python``, then `is_executable`).
 7. `ServerModel.script_folder` and `ServerModel.script_search_path` mirror the
    process `run_cgi` starts (`_gateway.py`): its working folder is the script's
-   own, its ``PATH`` the server's own.
+   own, its ``PATH`` is `cgi_extra_env`'s, else the server's own when
+   `cgi_pass_env` lets it through (the base `_cgi.cgi_environment` starts from).
 8. `ServerModel.script_user` mirrors `CGIHTTPRequestHandler._launch`
    (`_gateway.py`): a server running as root runs scripts as nobody's uid and gid.
 9. `ServerModel.listed` asks `_listed`, the listing's rule (`_static.py`), which
@@ -62,15 +63,6 @@ by a call when that code becomes a pure function):
 13. `read_watch_limit` mirrors the reload watcher (`reload/watcher.py`):
     `ChangeWatcher._watch` falls back to polling when the inotify watch limit
     (read where `watch_limit_hint` reads it) is reached, one watch per folder.
-14. `ServerModel.reload_appended_at_end` mirrors `reload.inject.insertion_index`
-    with a regular expression: before ``</body``, else ``</head``, followed by
-    space, ``/``, ``>`` or the end.
-15. `ServerModel.cgi_directory` mirrors `CGIHTTPRequestHandler.is_cgi`
-    (`_gateway.py`); `ServerModel.is_cgi_folder` compares with the
-    ``--cgi-dir`` values without their trailing ``/``.
-16. `markup.decode_page` (outside this module) calls a page "wide" by the rule of
-    `reload.inject.inject_html`: a page is edited as ASCII bytes unless a
-    UTF-16 byte-order mark makes the server re-encode it.
 
 Invariants:
 - No request is handled and no socket opened: the probe only maps paths,
@@ -83,7 +75,6 @@ from __future__ import annotations
 
 import email.message
 import os
-import re
 import stat
 import urllib.parse
 from pathlib import Path
@@ -93,6 +84,7 @@ from devserve import _cgi
 from devserve._paths import is_hidden, is_within
 from devserve._suggest import suggest_path
 from devserve.check.report import CheckConfig, CheckError
+from devserve.reload import inject
 
 if TYPE_CHECKING:
     from devserve.server import CGIHTTPRequestHandler, SimpleHTTPRequestHandler
@@ -198,7 +190,6 @@ class ServerModel:
         if isinstance(self.probe, CGIHTTPRequestHandler):
             self._cgi_probe = self.probe
             self.cgi_directories = list(self.probe.cgi_directories)
-        self._cgi_urls = frozenset(d.rstrip("/") for d in self.cgi_directories)
         self.spa_fallback = handler.spa_fallback
         # The page that answers app routes under --spa (copy 4).
         self.spa_entry = os.path.join(root, handler.spa_fallback) if handler.spa_fallback else None
@@ -324,16 +315,16 @@ class ServerModel:
     # -- CGI
 
     def cgi_directory(self, url_path: str) -> str | None:
-        """The CGI directory ``url_path`` lies in (copy 15)."""
-        if not self.cgi_directories:
+        """The CGI directory ``url_path`` lies in, as the handler's `is_cgi` finds it."""
+        probe = self._cgi_probe
+        if probe is None:
             return None
-        collapsed = _cgi.collapse_url_path(url_path)
-        found = _cgi.find_cgi_directory(collapsed, self.cgi_directories)
-        return None if found is None else found[0]
+        probe.path = url_path
+        return probe.cgi_info[0] if probe.is_cgi() else None
 
     def is_cgi_folder(self, decoded: str) -> bool:
-        """Whether the folder at the decoded URL path ``decoded`` is a CGI directory (copy 15)."""
-        return decoded in self._cgi_urls
+        """Whether the folder at the decoded URL path ``decoded`` is a CGI directory."""
+        return self.cgi_directory(self.url_for(decoded) + "/") == decoded
 
     def _resolve_cgi(self, url_path: str, directory: str) -> Outcome:
         """The script a CGI path runs (copy 5)."""
@@ -353,17 +344,24 @@ class ServerModel:
 
     def script_not_executable(self, script: str) -> bool:
         """Whether the gateway refuses ``script`` (403) for want of an execute bit (copy 6)."""
-        return not _cgi.is_executable(script)
+        probe = self._cgi_probe
+        if probe is None:
+            return False  # no CGI directories: nothing runs as a script
+        return (probe.have_fork or not probe.is_python(script)) and not probe.is_executable(script)
 
     @staticmethod
     def script_folder(script: str) -> str:
         """The working folder a script runs in: its own (copy 7)."""
         return os.path.dirname(script)
 
-    @staticmethod
-    def script_search_path() -> str | None:
-        """The ``PATH`` a script is given: the server's own (copy 7)."""
-        return os.environ.get("PATH")
+    def script_search_path(self) -> str:
+        """The ``PATH`` a script is given, which ``#!/usr/bin/env name`` searches (copy 7)."""
+        probe = self._cgi_probe
+        if probe is not None and "PATH" in probe.cgi_extra_env:
+            return probe.cgi_extra_env["PATH"]
+        if probe is None or probe.cgi_pass_env is None or "PATH" in probe.cgi_pass_env:
+            return os.environ.get("PATH", os.defpath)
+        return os.defpath
 
     @staticmethod
     def script_user(runs_as_root: bool | None) -> tuple[int, int] | None:
@@ -378,11 +376,31 @@ class ServerModel:
     # -- live reload
 
     @staticmethod
+    def injects_reload(content_type: str) -> bool:
+        """Whether ``--reload`` puts its script into a response of this type."""
+        return inject.should_inject(content_type)
+
+    @staticmethod
+    def reload_corrupts(data: bytes, content_type: str, codec: str, wide: bool) -> bool:
+        """Whether the reload script would corrupt a page a browser decodes with ``codec``.
+
+        The server edits a page in the encoding `inject.page_encoding` picks (a
+        byte-order mark, else the Content-Type's charset), or as ASCII bytes when
+        it picks none or an ASCII-compatible one. A ``wide`` page (UTF-16, UTF-32)
+        survives only when that encoding is the browser's.
+        """
+        if not wide:
+            return False
+        edited_as, _ = inject.page_encoding(data, inject.charset_of(content_type))
+        return edited_as != codec
+
+    @staticmethod
     def reload_appended_at_end(text: str) -> bool:
-        """Whether the reload script would go after a page's last byte (copy 14)."""
-        return _INJECTION_POINT.search(text) is None
+        """Whether the reload script would go after a page's last byte (no </body>, </head>).
 
-
-# Where the reload script goes: before </body>, else before </head> ("</bodyx" is
-# not the tag), else after the last byte.
-_INJECTION_POINT = re.compile(r"</(?:body|head)(?:[\s/>]|\Z)", re.I)
+        `inject.insertion_index` looks at an ASCII stand-in of the text, as
+        `inject.inject_html` does for a page it re-encodes: every other character
+        becomes one "?", which ends no tag.
+        """
+        stand_in = text.encode("ascii", "replace")
+        return inject.insertion_index(stand_in) == len(stand_in)
