@@ -58,7 +58,7 @@ by a call when that code becomes a pure function):
     always asked of `_may_serve`.
 11. `ServerModel.url_for` is the inverse of `_paths.url_to_fs_path` for the
     names the walk yields: ``translate_path(url_for(u)) == root + u``.
-12. `served_directory` repeats the ``--cgi-dir`` validation of `serving.serve`
+12. `served_directory` repeats the ``--cgi-dir`` validation of `serving.create_server`
     (`serving.py`); the folder itself is checked by `serving.check_directory`.
 13. `read_watch_limit` mirrors the reload watcher (`reload/watcher.py`):
     `ChangeWatcher._watch` falls back to polling when the inotify watch limit

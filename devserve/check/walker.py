@@ -1,14 +1,16 @@
 """`check` and its walk: every entry the server would serve, handed to the checks that judge it.
 
-`check` validates the flags (`server_model.served_directory`, `--ignore`
-codes), builds the server model and a `Walker`, and makes the report of what
-it found. `Walker.run` walks the tree as URLs reach it: hidden names are entered only
+`check` validates the flags (`server_model.served_directory`, the ``--ignore``
+codes), builds the server model and a `Walker`, and reports what it found.
+
+`Walker.run` walks the tree as URLs reach it: hidden names are entered only
 when the server would serve them, a symlink is followed only where the server
-would follow it (asked of `server_model`), and a folder reached twice (through
-a link inside the tree) is walked once. On the way it reports what needs no
-file contents: names (DS7xx), symlinks (DS2xx), exposed folders and files
-(`exposure`), the folder count for the reload watcher (DS504). Then it checks
-the pages and stylesheets it listed (`pages`) and the CGI scripts (`cgi_scripts`).
+would follow it (both asked of `server_model`), and a folder reached twice
+(through a link inside the tree) is walked once. On the way it reports what
+needs no file contents: names (DS7xx), symlinks (DS2xx), exposed folders and
+files (`exposure`), the folder count for the reload watcher (DS504). Then it
+checks the pages and stylesheets it listed (`pages`) and the CGI scripts
+(`cgi_scripts`).
 
 Invariants:
 - Nothing is written, nothing printed; the tree is read (names, a few file
@@ -137,12 +139,12 @@ class Walker:
         self.script_checker.check_folders()
         total = len(self.pages) + len(self.stylesheets)
         done = 0
-        for check, items in (
+        for check_one, items in (
             (self.page_checker.check_page, self.pages),
             (self.page_checker.check_stylesheet, self.stylesheets),
         ):
             for fs, url, rel in items:
-                check(fs, url, rel)
+                check_one(fs, url, rel)
                 done += 1
                 if done % 25 == 0:
                     self.progress("pages", done, total)
