@@ -6,7 +6,6 @@ Part of the documented API re-exported by `devserve.server`; see there.
 from __future__ import annotations
 
 import contextlib
-import html
 import http.client
 import io
 import socket
@@ -25,12 +24,22 @@ from devserve._protocol import (
     CONTROL_CHAR_TABLE,
     MAX_HEADERS,
     MAX_LINE,
+    NO_BODY,
+    Framing,
     ProtocolError,
     build_message,
+    check_framing,
     check_header_field,
     http_date,
+    parse_field_lines,
     parse_request_line,
-    split_header_lines,
+)
+from devserve._servers import HTTPServer
+from devserve._static_rules import (
+    closing_connection_field,
+    error_has_body,
+    error_page,
+    keeps_alive,
 )
 
 __version__ = "0.6"
@@ -58,6 +67,9 @@ DEFAULT_ERROR_CONTENT_TYPE = "text/html;charset=utf-8"
 Body: TypeAlias = "IO[bytes] | io.IOBase"
 
 
+# What ``headers`` holds while a request's own are not read yet (never written to).
+_NO_HEADERS = http.client.HTTPMessage()
+
 # =========================================================================== base handler
 
 
@@ -84,8 +96,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     monthname: ClassVar[list[str | None]] = [None, "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]  # fmt: skip
     disable_nagle_algorithm = True
-    # An event-loop server (devserve._loop) reproduces this class's behaviour.
-    _replay_base = True
+    # devserve's site answers as this class does (see devserve._loop.reproduces).
+    _site_base = True
 
     # Set per request by handle_one_request / parse_request.
     close_connection: bool
@@ -101,20 +113,26 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     _hold_headers = False  # coalesce the header block with the first body write
     _status: int | None = None
     _framed = False  # Content-Length or Transfer-Encoding was sent
+    # How the request's body is delimited (set by parse_request; see check_framing).
+    _framing: Framing = NO_BODY
+    # The server, when it is one of devserve's (the connection-keeping contract).
+    _host: HTTPServer | None = None
 
     # -------------------------------------------------------------- connection
 
     def setup(self) -> None:
         """Prepare ``rfile`` and ``wfile`` (the StreamRequestHandler contract)."""
         self.connection = self.request
-        if self.timeout is not None:
-            self.connection.settimeout(self.timeout)
+        timeout = self._socket_timeout()
+        if timeout is not None:
+            self.connection.settimeout(timeout)
         if self.disable_nagle_algorithm:
             with contextlib.suppress(OSError):
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         # Bytes an event-loop server already read from this connection come first.
-        take_input = getattr(self.server, "_take_input", None)
-        prefix = take_input(self.connection) if take_input is not None else b""
+        host = self.server if isinstance(self.server, HTTPServer) else None
+        self._host = host
+        prefix = host.take_input(self.connection) if host is not None else b""
         if prefix:
             replayed = ReplayedInput(prefix, self.connection)
             buffering = io.DEFAULT_BUFFER_SIZE if self.rbufsize < 0 else self.rbufsize
@@ -129,6 +147,10 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         else:
             self.wfile = self.connection.makefile("wb", self.wbufsize)
 
+    def _socket_timeout(self) -> float | None:
+        """The connection's socket timeout: the documented ``timeout`` attribute."""
+        return self.timeout
+
     def finish(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             if not self.wfile.closed:
@@ -140,24 +162,25 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         """Handle requests until the connection should close (documented)."""
-        track = getattr(self.server, "_track", None)
-        # An event-loop server takes a kept-alive connection back between requests.
-        park = getattr(self.server, "_park", None)
+        host = self._host
         try:
-            if track is not None:
-                track(self.connection, "first")
+            if host is not None:
+                host.track(self.connection, "first")
+            parking = host is not None and host.parks_connections
             if isinstance(self.connection, ssl.SSLSocket):
                 self.connection.do_handshake()
-                park = None
+                parking = False
             self.close_connection = True
             self.handle_one_request()
             while not self.close_connection:
-                if park is not None:
-                    unread = unread_input(self.rfile, self.connection, self.timeout)
-                    if unread is not None and park(self.connection, unread):
+                if parking:
+                    assert host is not None
+                    # An event-loop server takes a kept-alive connection back between requests.
+                    unread = unread_input(self.rfile, self.connection, self._socket_timeout())
+                    if unread is not None and host.park(self.connection, unread):
                         break
-                if track is not None:
-                    track(self.connection, "next")
+                if host is not None:
+                    host.track(self.connection, "next")
                 self.handle_one_request()
         except TruncatedBody as error:
             self.close_connection = True
@@ -165,8 +188,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         except CLIENT_GONE:
             self.close_connection = True
         finally:
-            if track is not None:
-                self.server._untrack(self.connection)
+            if host is not None:
+                host.untrack(self.connection)
 
     def handle_one_request(self) -> None:
         """Read, parse and dispatch one request to its ``do_*`` method (documented)."""
@@ -175,9 +198,9 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         self._framed = False
         try:
             self.raw_requestline = self.rfile.readline(MAX_LINE + 1)
-            track = getattr(self.server, "_track", None)
-            if track is not None and self.raw_requestline:
-                track(self.connection, "headers")
+            host = self._host
+            if host is not None and self.raw_requestline:
+                host.track(self.connection, "headers")
             if len(self.raw_requestline) > MAX_LINE:
                 self.requestline = ""
                 self.request_version = ""
@@ -189,8 +212,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                 return
             if not self.parse_request():
                 return
-            if track is not None:
-                track(self.connection, "busy")
+            if host is not None:
+                host.track(self.connection, "busy")
             assert self.command is not None
             method = getattr(self, "do_" + self.command, None)
             if method is None:
@@ -225,12 +248,18 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         """Parse the request line and headers; on error answer and return False.
 
         Keeps the documented contract. Differences: a malformed line that is not a
-        real HTTP/0.9 request is answered with a status line and headers.
+        real HTTP/0.9 request is answered with a status line and headers; header
+        lines are read strictly (RFC 9112: a malformed line, whitespace before the
+        colon, a bare CR or NUL, or an unusable Content-Length or Transfer-Encoding
+        is a 400), and a request line without a version is answered at once,
+        without waiting for header lines (Python 3.15).
         """
         self.command = None
         self.request_version = self.default_request_version
         self.close_connection = True
         self._simple_request = False
+        self._framing = NO_BODY
+        self.headers = _NO_HEADERS  # until this request's are read
         requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         self.requestline = requestline
         try:
@@ -242,24 +271,23 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         if parsed is None:
             return False
         self.command, self.path = parsed.command, parsed.path
-        self.request_version = parsed.version
-        self._simple_request = parsed.version_number == (0, 9)
-        if parsed.version_number >= (1, 1) and self.protocol_version >= "HTTP/1.1":
-            self.close_connection = False
-        if self._simple_request:
-            self.close_connection = True
-
+        if parsed.version:
+            self.request_version = parsed.version
+        self._simple_request = self.request_version == "HTTP/0.9"
+        if not parsed.version:
+            # No version: an HTTP/0.9 request, which has no header lines to wait for.
+            self.headers = self.MessageClass()
+            return True
         try:
-            self.headers = self._read_headers()
+            self.headers = self._read_headers(parsed.version_number)
         except ProtocolError as error:
             self.send_error(error.status, error.message, error.explain)
             return False
-
-        tokens = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
-        if "close" in tokens:
+        self.close_connection = self._simple_request or not keeps_alive(
+            parsed.version_number, self.protocol_version, self.headers.get("Connection")
+        )
+        if self._framing.close:
             self.close_connection = True
-        elif "keep-alive" in tokens and self.protocol_version >= "HTTP/1.1":
-            self.close_connection = False
 
         expect = self.headers.get("Expect", "")
         if (
@@ -270,12 +298,13 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             return self.handle_expect_100()
         return True
 
-    def _read_headers(self) -> Message:
+    def _read_headers(self, version: tuple[int, int]) -> Message:
         """Read the header block into a MessageClass instance, as http.client would.
 
-        Plain lines are stored directly (the email parser is slow); anything
-        unusual goes through the email parser so it is read exactly as the
-        documented ``http.client.parse_headers`` reads it.
+        The lines are parsed strictly (`parse_field_lines`) and the body framing
+        decided from them (`check_framing`, kept as ``self._framing``); the message
+        is built directly, or through the email parser for a MessageClass with
+        another policy, so it reads as ``http.client.parse_headers`` would.
         """
         lines: list[bytes] = []
         while True:
@@ -298,18 +327,18 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             if line in (b"\r\n", b"\n", b""):
                 break
             lines.append(line)
-        fields = split_header_lines(lines)
-        if fields is not None:
-            message = build_message(self.MessageClass, fields)
-            if message.policy is compat32:
-                return message
-        text = b"".join([*lines, b"\r\n"]).decode("iso-8859-1")
+        fields = parse_field_lines(lines)
+        self._framing = check_framing(fields, version)
+        message = build_message(self.MessageClass, fields)
+        if message.policy is compat32:
+            return message
+        text = "".join(f"{name}: {value}\r\n" for name, value in fields) + "\r\n"
         return Parser(_class=self.MessageClass).parsestr(text)
 
     def _reaped(self) -> bool:
         """Whether the server closed this connection for being too slow."""
-        was_reaped = getattr(self.server, "_was_reaped", None)
-        return bool(was_reaped is not None and was_reaped(self.connection))
+        host = self._host
+        return host is not None and host.was_reaped(self.connection)
 
     def handle_expect_100(self) -> bool:
         """Answer ``100 Continue`` and go on (documented; override to refuse)."""
@@ -341,16 +370,11 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             HTTPStatus.RESET_CONTENT,
             HTTPStatus.NOT_MODIFIED,
         ):
-            content = self.error_message_format % {
-                "code": code,
-                "message": html.escape(message, quote=False),
-                "explain": html.escape(explain, quote=False),
-            }
-            body = content.encode("UTF-8", "replace")
+            body = error_page(self.error_message_format, code, message, explain)
             self.send_header("Content-Type", self.error_content_type)
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD" and body:
+        if body and error_has_body(code, self.command):
             self.wfile.write(body)
 
     def send_response(self, code: int, message: str | None = None) -> None:
@@ -400,28 +424,20 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             self._framed = True
 
     def end_headers(self) -> None:
-        """End the header block and send it (documented)."""
+        """End the header block and send it (documented; with nothing buffered too, as 3.15)."""
         if self._simple_request:
             return
-        if not self.close_connection and not self._framed and self._may_have_body():
-            # Without a length the client can only read to the end of the stream:
-            # say so instead of leaving it waiting on a kept-alive connection.
-            self.send_header("Connection", "close")
-        elif (
-            not self.close_connection
-            and self.request_version == "HTTP/1.0"
-            and self._status is not None
-            and self._status >= 200
-        ):
-            self.send_header("Connection", "keep-alive")
+        connection = closing_connection_field(
+            self.close_connection, self._framed, self._status, self.command, self.request_version
+        )
+        if connection is not None:
+            # "close": without a length the client can only read to the end of the
+            # stream; "keep-alive": an HTTP/1.0 client is told it may send more.
+            self.send_header("Connection", connection)
+        if not hasattr(self, "_headers_buffer"):
+            self._headers_buffer = []
         self._headers_buffer.append(b"\r\n")
         self.flush_headers()
-
-    def _may_have_body(self) -> bool:
-        status = self._status
-        if status is None or status < 200 or status in (204, 304):
-            return False
-        return self.command != "HEAD"
 
     def flush_headers(self) -> None:
         """Send the buffered headers and clear the buffer (documented)."""

@@ -14,14 +14,54 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import IO, Any, ClassVar, cast
+from typing import IO, Any, NamedTuple, cast
 
 from devserve import _cgi
 from devserve._handler_base import Body
 from devserve._handler_static import SimpleHTTPRequestHandler
+from devserve._paths import may_serve
 from devserve._protocol import MAX_LINE, build_message
+
+
+class ScriptFound(NamedTuple):
+    """The script a CGI request runs: its file and how the URL splits around it."""
+
+    path: str
+    where: _cgi.ScriptLocation
+
+
+class ScriptRefused(NamedTuple):
+    """Why a CGI request runs no script: the status and message it is answered with."""
+
+    status: int
+    message: str
+
+
+def find_script(
+    target: str, directory: str, translate: Callable[[str], str], allowed: Callable[[str], bool]
+) -> ScriptFound | ScriptRefused:
+    """The script ``target`` (below the CGI ``directory``) runs, or why none (404, 403).
+
+    ``translate`` maps a URL path to the disk (the handler's ``translate_path``);
+    ``allowed`` is the hidden-file and symlink policy. `devserve check` asks this too.
+    """
+
+    def fs_path(decoded_url: str) -> str:
+        return translate(_cgi.url_for_decoded(decoded_url))
+
+    where = _cgi.locate_script(target, directory, lambda url: os.path.isdir(fs_path(url)))
+    if where is None:
+        return ScriptRefused(HTTPStatus.NOT_FOUND, "No such CGI script")
+    scriptfile = fs_path(where.script_name)
+    if not allowed(scriptfile) or not os.path.exists(scriptfile):
+        return ScriptRefused(HTTPStatus.NOT_FOUND, f"No such CGI script ({where.script_name!r})")
+    if not os.path.isfile(scriptfile):
+        return ScriptRefused(
+            HTTPStatus.FORBIDDEN, f"CGI script is not a plain file ({where.script_name!r})"
+        )
+    return ScriptFound(scriptfile, where)
 
 
 def nobody_uid() -> int:
@@ -42,19 +82,21 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
     framed so HTTP/1.1 keep-alive survives.
     """
 
-    cgi_directories: ClassVar[list[str]] = ["/cgi-bin", "/htbin"]
+    cgi_directories: list[str] = ["/cgi-bin", "/htbin"]  # noqa: RUF012 (documented)
     have_fork = hasattr(os, "fork")
     # The stdlib reads unbuffered because its forked child inherits the socket as
     # stdin; the body reaches our scripts through a pipe, so buffering is safe.
     rbufsize = -1
     # devserve's gateway settings; the defaults keep the documented behaviour.
-    cgi_timeout: ClassVar[float | None] = None  # seconds a script may run
-    cgi_max_body: ClassVar[int | None] = None  # larger request bodies get 413
+    cgi_timeout: float | None = None  # seconds a script may run
+    cgi_max_body: int | None = None  # larger request bodies get 413
     # None passes the server's whole environment (as the stdlib does); a tuple
     # passes only those names.
-    cgi_pass_env: ClassVar[tuple[str, ...] | None] = None
-    cgi_extra_env: ClassVar[Mapping[str, str]] = {}
+    cgi_pass_env: tuple[str, ...] | None = None
+    cgi_extra_env: Mapping[str, str] = {}
     cgi_info: tuple[str, str]
+    # devserve's site answers as this class does (see devserve._loop.reproduces).
+    _site_base = True
     _redirects = 0
 
     def do_POST(self) -> None:
@@ -103,6 +145,10 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         self.cgi_info = found
         return True
 
+    def _may_run(self, scriptfile: str) -> bool:
+        """Whether the hidden-file and symlink policies let ``scriptfile`` be run."""
+        return may_serve(scriptfile, self.directory, self.follow_symlinks, self.show_hidden)
+
     def is_executable(self, path: str) -> bool:
         """Whether ``path`` is executable (documented)."""
         return executable(path)
@@ -118,19 +164,11 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         def fs_path(decoded_url: str) -> str:
             return self.translate_path(_cgi.url_for_decoded(decoded_url))
 
-        where = _cgi.locate_script(self.path, directory, lambda url: os.path.isdir(fs_path(url)))
-        if where is None:
-            self.send_error(HTTPStatus.NOT_FOUND, "No such CGI script")
+        found = find_script(self.path, directory, self.translate_path, self._may_run)
+        if isinstance(found, ScriptRefused):
+            self.send_error(found.status, found.message)
             return
-        scriptfile = fs_path(where.script_name)
-        if not self._may_serve(scriptfile) or not os.path.exists(scriptfile):
-            self.send_error(HTTPStatus.NOT_FOUND, f"No such CGI script ({where.script_name!r})")
-            return
-        if not os.path.isfile(scriptfile):
-            self.send_error(
-                HTTPStatus.FORBIDDEN, f"CGI script is not a plain file ({where.script_name!r})"
-            )
-            return
+        scriptfile, where = found
         ispy = self.is_python(where.script_name)
         # The documented rule: where fork exists every script must be executable;
         # elsewhere Python scripts run through the interpreter.
@@ -407,7 +445,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             if self.is_cgi():
                 self.run_cgi()
                 return
-            f = SimpleHTTPRequestHandler.send_head(self)
+            f = self.send_head()
             if f:
                 try:
                     self.copyfile(f, self.wfile)

@@ -22,6 +22,8 @@ import stat
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from devserve._protocol import ByteRange
+
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
@@ -88,6 +90,9 @@ class SocketWriter(io.BufferedIOBase):
 
     def send_file(self, file: Readable, offset: int, count: int) -> None:
         """Send ``count`` bytes of ``file`` from ``offset``; small ones with the held headers."""
+        if isinstance(file, MemoryFile):
+            self.write(file.view()[offset : offset + count])
+            return
         if count <= SMALL_BODY:
             data = os.pread(file.fileno(), count, offset)
             if len(data) < count:
@@ -182,6 +187,10 @@ class MemoryFile(OpenFile):
     def fileno(self) -> int:
         raise io.UnsupportedOperation("a cached file has no descriptor")
 
+    def view(self) -> memoryview:
+        """The whole contents, without a copy."""
+        return self._data
+
     def readinto(self, buffer: Buffer) -> int:
         view = memoryview(buffer)
         chunk = self._data[self._position : self._position + view.nbytes]
@@ -272,6 +281,26 @@ class MultipartBody(io.RawIOBase):
         if not self.closed:
             self._file.close()
         super().close()
+
+
+def layout_body(
+    f: OpenFile, parts: tuple[bytes | ByteRange, ...], size: int
+) -> OpenFile | FileSlice | MultipartBody | None:
+    """The body to copy for a response whose layout is ``parts`` over the file ``f``.
+
+    The whole file is ``f`` itself; one range is a `FileSlice`; several, with
+    their delimiter bytes, a `MultipartBody`. None: there is no body.
+    """
+    if not parts:
+        return None
+    if len(parts) == 1 and isinstance(parts[0], ByteRange):
+        only = parts[0]
+        if only.first == 0 and only.length == size:
+            return f
+        return FileSlice(f, only.first, only.length)
+    return MultipartBody(
+        [FileSlice(f, p.first, p.length) if isinstance(p, ByteRange) else p for p in parts], f
+    )
 
 
 class ReplayedInput(io.RawIOBase):

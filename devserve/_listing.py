@@ -20,7 +20,9 @@ class Entry(NamedTuple):
 
 
 def display_path(request_path: str) -> str:
-    """The request path as shown in the title: percent-decoded and HTML-escaped."""
+    """The request path as shown in the title: no query or fragment (Python 3.15),
+    percent-decoded and HTML-escaped."""
+    request_path = request_path.partition("?")[0].partition("#")[0]
     try:
         shown = urllib.parse.unquote(request_path, errors="surrogatepass")
     except UnicodeDecodeError:

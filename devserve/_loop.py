@@ -1,27 +1,31 @@
-"""An event loop in front of the threaded server: idle connections wait in one
-epoll set, and repeat requests for small files are answered from there.
+"""`LoopHTTPServer`: one event-loop thread answers every static request; threads run the rest.
 
-Why: with a thread per connection every syscall is a GIL hand-off, and 32 busy
+Why: with a thread per connection every syscall is a GIL hand-off, and busy
 keep-alive connections convoy on it (py-spy on the threaded server shows request
-threads waiting to re-take the GIL, not running Python). Here one thread accepts,
-reads request heads, and *replays* responses for small files that the threaded
-handler already produced in full; anything else goes to a handler thread exactly
-as before, and once that request is answered a kept-alive connection comes back
-to the loop ("parking"), so threads exist only while requests run.
+threads waiting to re-take the GIL, not running Python). Here one thread
+accepts, reads request heads, and answers each request its `Site` serves
+(files, index pages, listings, redirects, 404s, ranges, conditional requests,
+HEAD, live-reload pages) by calling `Site.respond` itself, with non-blocking
+sends (``sendfile`` for large files). Anything else (a request body, CGI, the
+live-reload event stream, another method, a head it will not read) goes to a
+handler thread with the bytes already read put back in front; once answered, a
+kept-alive connection comes back to the loop ("parking"), so threads exist only
+while user code or a blocking request runs.
 
 Invariants:
-- A replay is byte for byte the response the handler gave for the same request
-  target (only ``Date`` and the keep-alive ``Connection`` header are redone), and
-  only for a plain ``GET``/``HEAD``: no body, no conditional or range header, a
-  well-formed head. Anything else, or anything unusual, goes to a thread.
-- The file behind a replay is re-checked with one ``os.stat`` per request; its
-  device, inode, size, mtime, ctime and mode must match what the handler served
-  (the small-file cache's rule), otherwise the request goes to a thread, which
-  applies every serving policy again.
-- The loop steps aside for handlers that override what it would bypass: no
-  replay unless every class that overrides a request hook declares itself
-  replay-safe, and no loop at all for handlers that override
-  ``setup``/``handle``/``finish`` (they run the plain threaded server).
+- The loop answers a request exactly as devserve's threaded handler would: both
+  call `Site.respond` for the reply and `Site.finish_head` for the configured
+  headers, and read the head with the same `devserve._protocol` rules
+  (`tests/test_loop.py` compares the two paths on a property-based mix).
+- A head the strict rules refuse, or any head the loop does not answer, goes to
+  a thread, which answers it through the documented handler (so a 400 is the
+  handler's 400, logged by it).
+- Every request is reported once to the `Journal`, by whichever side answered it.
+- The loop never waits on a client: reads and writes are non-blocking, with the
+  idle, request and write deadlines checked every `SWEEP_INTERVAL`.
+- The loop steps aside for handler classes that override a hook the site
+  bypasses (`reproduces`), and runs no loop at all for handlers that override
+  ``setup``/``handle``/``finish``.
 """
 
 from __future__ import annotations
@@ -29,32 +33,42 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import selectors
 import socket
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
-from devserve._protocol import http_date
+from devserve._protocol import (
+    MAX_HEADERS,
+    ByteRange,
+    ProtocolError,
+    check_framing,
+    http_date,
+    parse_field_lines,
+    parse_request_line,
+)
+from devserve._servers import ThreadingHTTPServer
+from devserve._site import Reply, Site, SiteRequest
+from devserve._static_rules import closing_connection_field, keeps_alive
+from devserve.events import Journal, RequestRecord
 
-# The mixin's ``socket`` attribute (the listening socket) hides the module in its body.
-Socket = socket.socket
-
-# Methods a replay would skip; a class overriding one turns replays off unless it
-# declares ``_replay_safe = True`` in its own body (it then promises that its
-# overrides give the same response and report the request through the server).
-REPLAY_HOOKS = frozenset(
+# Methods the site's answers stand in for; a handler class overriding one gets no
+# answers from the loop unless the class that overrides it declares
+# ``_site_safe = True`` in its own body (it promises the site gives its responses).
+SITE_HOOKS = frozenset(
     {
-        "setup", "handle", "finish", "handle_one_request", "parse_request",
-        "handle_expect_100", "do_GET", "do_HEAD", "send_head", "copyfile",
-        "translate_path", "guess_type", "send_response", "send_response_only",
-        "send_header", "end_headers", "flush_headers", "log_request", "log_message",
-        "log_error", "version_string", "date_time_string", "address_string",
-        "_send_file_head", "_from_cache", "_serve_opened", "_open_servable",
-        "_may_serve", "_offer_replay", "MessageClass",
+        "handle_one_request", "parse_request", "handle_expect_100", "do_GET", "do_HEAD",
+        "send_head", "copyfile", "translate_path", "guess_type", "list_directory",
+        "send_response", "send_response_only", "send_header", "end_headers", "flush_headers",
+        "send_error", "log_request", "log_message", "log_error", "version_string",
+        "date_time_string", "address_string", "MessageClass", "error_message_format",
+        "error_content_type", "responses", "index_pages", "extensions_map",
+        "default_content_type",
     }
 )  # fmt: skip
 # Overriding one of these means the handler manages the connection itself.
@@ -66,124 +80,147 @@ HEAD_LIMIT = 16 * 1024
 RECV_SIZE = 64 * 1024
 # How often deadlines are checked (seconds).
 SWEEP_INTERVAL = 0.1
-# Seconds a client may take to read a replayed response before it is dropped.
+# Seconds a client may take to read a response before it is dropped.
 WRITE_TIMEOUT = 60.0
 ACCEPT_BATCH = 64
 # Seconds accepting pauses when accept fails for want of descriptors.
 ACCEPT_PAUSE = 0.05
-MAX_REPLIES = 4096
 # Bodies up to this size are copied behind the head and sent as one buffer.
 COPY_LIMIT = 16 * 1024
-# As in the threaded parser (http.client's limit): more header lines go to a thread.
-MAX_FIELDS = 100
-
-# Header fields: a token, a colon, then visible characters, spaces and tabs.
-# No obs-fold, no bare CR or LF, no NUL: anything else goes to a thread.
-_FIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
-# Request headers that make a response depend on more than the target.
-_NOT_REPLAYED = (b"\ncontent-length:", b"\ntransfer-encoding:", b"\nrange:", b"\nif-", b"\nexpect:")
-_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+# The most bytes one sendfile call may move, and one connection may send before the
+# loop turns to the others, so a large file on a fast client cannot hold the loop.
+SENDFILE_CHUNK = 1024 * 1024
+SEND_BUDGET = 4 * 1024 * 1024
+# Repeated log lines remembered (by client, request and answer).
+REPEATERS = 1024
 
 _LISTENER = object()
 _WAKER = object()
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
-def handler_allows(handler_class: Any, hooks: Iterable[str], opt_in: bool = False) -> bool:
-    """Whether no class of ``handler_class`` overrides ``hooks`` without being replay-safe.
+def reproduces(handler_class: Any, hooks: Iterable[str] = SITE_HOOKS) -> bool:
+    """Whether no class of ``handler_class`` overrides ``hooks`` without being site-safe.
 
-    The walk stops at a class that declares ``_replay_base = True`` (the core
-    handler classes whose behaviour the loop reproduces). With ``opt_in``, some
-    class must also declare ``_replay_safe = True``: it promises that the server's
-    ``replayed`` hook reports requests the way its own logging would.
+    The walk stops at a class that declares ``_site_base = True`` (the documented
+    handlers, whose behaviour devserve's classes build on).
     """
     cls = getattr(handler_class, "func", handler_class)  # functools.partial(Handler, ...)
     if not isinstance(cls, type):
         return False
     names = frozenset(hooks)
-    declared = False
     for klass in cls.__mro__:
         own = vars(klass)
-        if own.get("_replay_base", False):
-            return declared or not opt_in
-        if own.get("_replay_safe", False):
-            declared = True
+        if own.get("_site_base", False):
+            return True
+        if own.get("_site_safe", False):
             if names & LOOP_HOOKS & own.keys():
-                return False  # replay-safe is no promise about the connection
+                return False  # site-safe is no promise about the connection
         elif names & own.keys():
             return False
     return False
 
 
-class _Reply:
-    """A recorded response: its head around the Date line, and how to get the body."""
+class _FileChunk:
+    """Bytes still to send from an open file: ``sendfile`` from ``offset``."""
 
-    __slots__ = ("body", "path", "post", "pre")
+    __slots__ = ("count", "fd", "offset", "path")
 
-    def __init__(
-        self, path: str, pre: bytes, post: bytes, body: Callable[[Any], bytes | None]
-    ) -> None:
+    def __init__(self, fd: int, offset: int, count: int, path: str) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.count = count
         self.path = path
-        self.pre = pre
-        self.post = post
-        self.body = body  # called with os.stat(path): the cached bytes, or None if stale
+
+
+class _Shrank(ConnectionAbortedError):
+    """The file being sent got shorter than the response promised: the connection must close."""
+
+
+class _CloseFile:
+    """Close a body's descriptor once everything before it went out."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+
+_Out = memoryview | _FileChunk | _CloseFile
 
 
 class _Conn:
     """A connection the loop holds: its unread input and unsent output."""
 
-    __slots__ = ("addr", "buf", "close_after", "deadline", "fd", "in_head", "out", "sock")
+    __slots__ = ("addr", "buf", "client", "close_after", "deadline", "fd", "in_head", "out", "sock")
 
-    def __init__(self, sock: Socket, addr: Any, buf: bytes, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, addr: Any, buf: bytes, deadline: float) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.addr = addr
+        self.client = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
         self.buf = bytearray(buf)
-        self.out: list[memoryview] | None = None  # what the socket has not taken yet
+        self.out: deque[_Out] | None = None  # what the socket has not taken yet
         self.close_after = False
         self.deadline = deadline
         self.in_head = False  # the request_timeout for a partial head is running
 
 
-class EventLoopMixIn:
-    """Mix in before ThreadingHTTPServer: serve_forever runs the loop (see the module doc).
+class LoopHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with an event loop in front (see the module doc).
 
-    ``replayed`` is called for every replayed response; override it to log and
-    count them, since the handler's logging hooks do not run for them.
+    ``site`` is what the loop answers itself (None: it only holds idle
+    connections); ``journal`` hears of every request the loop answers. The
+    protocol and server versions are the handler's unless given (a handler that
+    takes them from its server's context says so here).
     """
 
-    # Provided by the server classes this is mixed into.
-    socket: Socket
-    RequestHandlerClass: Any
-    request_timeout: float | None
-    idle_timeout: float | None
-    _accepted: set[Socket]
-    _reaped: set[Socket]
-    _connections_lock: threading.Lock
+    parks_connections = True
+    # Seconds shutdown() gives responses the loop is still sending to finish.
+    drain_grace = 5.0
 
-    replay_count = 0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        server_address: tuple[Any, ...],
+        RequestHandlerClass: Any,
+        bind_and_activate: bool = True,
+        *,
+        site: Site | None = None,
+        journal: Journal | None = None,
+        protocol_version: str | None = None,
+        server_version: str | None = None,
+    ) -> None:
         self._conns: dict[int, _Conn] = {}
-        self._replies: dict[bytes, _Reply] = {}
-        self._handed_input: dict[Socket, bytes] = {}
-        self._returning: dict[Socket, bytes] = {}
-        self._adoptions: deque[tuple[Socket, Any, bytes]] = deque()
+        self._handed_input: dict[socket.socket, bytes] = {}
+        self._returning: dict[socket.socket, bytes] = {}
+        self._adoptions: deque[tuple[socket.socket, Any, bytes]] = deque()
         self._loop_lock = threading.Lock()
         self._loop_running = False
         self._loop_stop = False
+        self._abandoned = False
         self._loop_done = threading.Event()
         self._loop_done.set()
         self._selector: selectors.BaseSelector | None = None
-        self._waker: tuple[Socket, Socket] | None = None
         self._date = (0, b"")
         self._accept_paused_until = 0.0
-        super().__init__(*args, **kwargs)
-        handler = self.RequestHandlerClass
-        self._loop_usable = not hasattr(self.socket, "do_handshake") and handler_allows(
+        self._repeaters: dict[tuple[object, ...], Callable[[float, float], None]] = {}
+        self.answered_in_loop = 0
+        self._waker: tuple[socket.socket, socket.socket] | None = None
+        super().__init__(server_address, RequestHandlerClass, bind_and_activate)
+        handler = getattr(RequestHandlerClass, "func", RequestHandlerClass)
+        self._loop_usable = not hasattr(self.socket, "do_handshake") and reproduces(
             handler, LOOP_HOOKS
         )
-        self._replay_usable = self._loop_usable and handler_allows(handler, REPLAY_HOOKS, True)
-        timeout = getattr(getattr(handler, "func", handler), "timeout", None)
+        self.site = site if self._loop_usable and reproduces(handler) else None
+        self.journal = journal
+        self._protocol = protocol_version or str(getattr(handler, "protocol_version", "HTTP/1.0"))
+        # A request line without a version is HTTP/0.9 only if the handler assumes so.
+        self._simple_ok = getattr(handler, "default_request_version", "") == "HTTP/0.9"
+        self._server_line = b""
+        if self.site is not None:
+            server = f"{server_version or handler.server_version} {handler.sys_version}"
+            self._server_line = f"Server: {server}\r\n".encode("latin-1")
+        timeout = getattr(handler, "timeout", None)
         self._write_timeout = timeout if timeout else WRITE_TIMEOUT
         if self._loop_usable:
             waker = socket.socketpair()
@@ -191,19 +228,12 @@ class EventLoopMixIn:
                 end.setblocking(False)
             self._waker = waker
 
-    # ------------------------------------------------------------------ hooks
-
-    def replayed(
-        self, client_address: Any, method: str, path: str, size: int, when: float, duration: float
-    ) -> None:
-        """Called after each replayed 200 response (override to log it)."""
-
     # ------------------------------------------------------------------ the loop
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Handle requests until shutdown() (the socketserver contract), from the loop."""
         if not self._loop_usable:
-            super().serve_forever(poll_interval)  # type: ignore[misc]
+            super().serve_forever(poll_interval)
             return
         self._loop_done.clear()
         selector = selectors.DefaultSelector()
@@ -231,7 +261,8 @@ class EventLoopMixIn:
                     next_sweep = now + SWEEP_INTERVAL
                     self._sweep(now)
                     self._resume_accepting(now)
-                self.service_actions()  # type: ignore[attr-defined]
+                self.service_actions()
+            self._drain(selector)
         finally:
             with self._loop_lock:
                 self._loop_running = False
@@ -240,16 +271,50 @@ class EventLoopMixIn:
             for conn in list(self._conns.values()):
                 self._close(conn)
             for sock, _, _ in returned:
-                self.shutdown_request(sock)  # type: ignore[attr-defined]
+                self.shutdown_request(sock)
             selector.close()
             self._selector = None
-            self._loop_stop = False
+            self._loop_stop = self._abandoned = False
             self._loop_done.set()
 
+    def _drain(self, selector: selectors.BaseSelector) -> None:
+        """Stopping: accept nothing more, close idle connections, finish what is being sent.
+
+        Responses in flight get `drain_grace` seconds (`abandon` cuts that short);
+        connections handlers return meanwhile are closed, not parked.
+        """
+        with self._loop_lock:
+            self._loop_running = False
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(self.socket)
+        deadline = time.monotonic() + self.drain_grace
+        while not self._abandoned:
+            for conn in list(self._conns.values()):
+                if conn.out is None:
+                    self._close(conn)
+                else:
+                    conn.close_after = True
+            if not self._conns or time.monotonic() >= deadline:
+                return
+            for key, mask in selector.select(SWEEP_INTERVAL):
+                if isinstance(key.data, _Conn):
+                    self._ready(key.data, mask)
+                elif key.data is _WAKER:
+                    self._adopt_returned()
+            self._sweep(time.monotonic())
+
+    def abandon(self) -> None:
+        """Stop draining at once: what is still being sent is cut off."""
+        self._abandoned = True
+        self._wake()
+
     def shutdown(self) -> None:
-        """Stop serve_forever and wait until it has (the socketserver contract)."""
+        """Stop serve_forever and wait until it has (the socketserver contract).
+
+        What the loop is still sending gets up to `drain_grace` seconds first.
+        """
         if not self._loop_usable:
-            super().shutdown()  # type: ignore[misc]
+            super().shutdown()
             return
         self._loop_stop = True
         self._wake()
@@ -279,8 +344,8 @@ class EventLoopMixIn:
                 selector.unregister(self.socket)
                 self._accept_paused_until = now + ACCEPT_PAUSE
                 return
-            if not self.verify_request(sock, addr):  # type: ignore[attr-defined]
-                self.shutdown_request(sock)  # type: ignore[attr-defined]
+            if not self.verify_request(sock, addr):
+                self.shutdown_request(sock)
                 continue
             try:
                 sock.setblocking(False)
@@ -289,7 +354,7 @@ class EventLoopMixIn:
                 conn = _Conn(sock, addr, b"", deadline)
                 selector.register(sock, selectors.EVENT_READ, conn)
             except (OSError, ValueError):
-                self.shutdown_request(sock)  # type: ignore[attr-defined]
+                self.shutdown_request(sock)
                 continue
             self._conns[conn.fd] = conn
 
@@ -321,43 +386,40 @@ class EventLoopMixIn:
             conn.buf += data
             self._process(conn)
         except Exception:
-            self.handle_error(conn.sock, conn.addr)  # type: ignore[attr-defined]
-            self._close(conn)
+            self._failed(conn)
+
+    def _failed(self, conn: _Conn) -> None:
+        journal = self.journal
+        if journal is not None:
+            message = f"error while handling a request from {conn.client}"
+            journal.error(message, traceback.format_exc())
+        else:
+            self.handle_error(conn.sock, conn.addr)
+        self._close(conn)
+
+    # ------------------------------------------------------------------ requests
 
     def _process(self, conn: _Conn) -> None:
-        """Answer what ``conn.buf`` holds: replay complete requests, hand off the rest."""
-        while conn.buf:
+        """Answer the requests ``conn.buf`` holds, in order; hand off what the loop does not."""
+        while conn.buf and conn.out is None:
             buf = conn.buf
-            line_end = buf.find(b"\n")
-            if line_end < 0:
+            end = _head_end(buf)
+            if end < 0:
                 if len(buf) > HEAD_LIMIT:
                     self._hand_off(conn)
-                else:
+                elif not self._answer_simple(conn):
                     self._await_head(conn)
                 return
-            target = _target(buf, line_end) if self._replay_usable else b""
-            reply = self._replies.get(target) if target else None
-            if reply is None:
+            if not self._answer(conn, bytes(buf[:end])):
                 self._hand_off(conn)
                 return
-            end = buf.find(b"\r\n\r\n", line_end - 1)
-            if end < 0:
-                if len(buf) > HEAD_LIMIT or b"\n\n" in buf:
-                    self._hand_off(conn)
-                else:
-                    self._await_head(conn)
-                return
-            if not self._replay(conn, target, reply, bytes(buf[: end + 2]), line_end):
-                self._hand_off(conn)
-                return
-            del buf[: end + 4]
+            del buf[:end]
             conn.in_head = False
-            if conn.out is not None:
-                return  # the rest waits until the client has read this
-            if conn.close_after:
+            if conn.close_after and conn.out is None:
                 self._close(conn)
                 return
-        self._set_deadline(conn, self.idle_timeout)
+        if not conn.buf and conn.out is None:
+            self._set_deadline(conn, self.idle_timeout)
 
     def _await_head(self, conn: _Conn) -> None:
         """Part of a request head is here: the rest must come within request_timeout."""
@@ -369,90 +431,198 @@ class EventLoopMixIn:
     def _set_deadline(conn: _Conn, limit: float | None) -> None:
         conn.deadline = time.monotonic() + limit if limit is not None else math.inf
 
-    def _replay(
-        self, conn: _Conn, target: bytes, reply: _Reply, head: bytes, line_end: int
-    ) -> bool:
-        """Send the recorded reply for ``head`` if every condition holds; False if not."""
+    def _answer(self, conn: _Conn, head: bytes) -> bool:
+        """Answer one complete request head if the site serves it; False: a thread must."""
+        site = self.site
+        if site is None:
+            return False
         started = time.perf_counter()
         when = time.time()
-        method = head[: head.index(b" ")]
-        version = head[line_end - 9 : line_end - 1]
-        fields = head[line_end + 1 :]
-        if not _FIELDS.fullmatch(fields) or fields.count(b"\n") >= MAX_FIELDS:
+        lines = head.split(b"\n")
+        del lines[-2:]  # the blank line that ended the head, and what follows it
+        if len(lines) > MAX_HEADERS:
             return False
-        lowered = b"\n" + fields.lower()
-        if any(name in lowered for name in _NOT_REPLAYED):
-            return False
-        close = version == b"HTTP/1.0"
-        at = lowered.find(b"\nconnection:")
-        if at >= 0:
-            if lowered.find(b"\nconnection:", at + 1) >= 0:
-                return False
-            value = lowered[at + 12 : lowered.find(b"\r", at)].decode("latin-1")
-            tokens = {token.strip() for token in value.split(",")}  # as parse_request reads it
-            if "close" in tokens:
-                close = True
-            elif "keep-alive" in tokens:
-                close = False
         try:
-            body = reply.body(os.stat(reply.path))
-        except (OSError, ValueError):
-            body = None
-        if body is None:
-            self._replies.pop(target, None)
+            parsed = parse_request_line(lines[0].decode("latin-1").rstrip("\r"))
+            if parsed is None or not parsed.version:
+                return False
+            fields = parse_field_lines([line + b"\n" for line in lines[1:]])
+            if check_framing(fields, parsed.version_number).has_body:
+                return False
+        except ProtocolError:
             return False
-        second = int(time.time())
-        if self._date[0] != second:
-            self._date = (second, http_date().encode("ascii"))
-        connection = _KEEP_ALIVE if version == b"HTTP/1.0" and not close else b""
-        head = b"".join(
-            (reply.pre, b"Date: ", self._date[1], b"\r\n", reply.post, connection, b"\r\n")
-        )
-        size = len(head)
-        if method != b"GET":
-            out = [memoryview(head)]
-        elif len(body) <= COPY_LIMIT:
-            out = [memoryview(head + body)]  # one buffer: cheaper than a gather for little
-            size += len(body)
-        else:
-            # The cached bytes themselves go out: a client that reads slowly
-            # holds a view of them, not a copy.
-            out = [memoryview(head), memoryview(body)]
-            size += len(body)
-        conn.close_after = close
-        self._send(conn, out)
-        self.replay_count += 1
-        self.replayed(
-            conn.addr,
-            method.decode("ascii"),
-            target.decode("latin-1"),
-            size,
-            when,
-            time.perf_counter() - started,
-        )
+        method, target = parsed.command, parsed.path
+        if not site.answers(method, target):
+            return False
+        found = {name.lower(): value for name, value in reversed(fields)}
+        if "expect" in found or "transfer-encoding" in found:
+            return False
+        get = _getter(found)
+        reply = site.respond(SiteRequest(method, target, get))
+        close = not keeps_alive(parsed.version_number, self._protocol, found.get("connection"))
+        size = self._send_reply(conn, reply, close, method, parsed.version)
+        self._report(conn, method, target, reply, size, when, time.perf_counter() - started)
         return True
 
-    def _send(self, conn: _Conn, out: list[memoryview]) -> None:
-        """Send ``out``; what the socket does not take now waits for it to be writable."""
+    def _answer_simple(self, conn: _Conn) -> bool:
+        """Answer an HTTP/0.9 request (``GET /path`` and no version) without waiting for more.
+
+        Such a request has no header lines; its answer is the body alone.
+        """
+        site = self.site
+        buf = conn.buf
+        line_end = buf.find(b"\n")
+        if site is None or line_end < 0:
+            return False
+        started = time.perf_counter()
+        when = time.time()
         try:
-            sent = conn.sock.send(out[0]) if len(out) == 1 else conn.sock.sendmsg(out)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            conn.close_after = True
-            conn.out = None
+            parsed = parse_request_line(buf[:line_end].decode("latin-1").rstrip("\r"))
+        except ProtocolError:
+            return False
+        if parsed is None or parsed.version or parsed.command != "GET" or not self._simple_ok:
+            return False
+        if not site.answers("GET", parsed.path):
+            return False
+        reply = site.respond(SiteRequest("GET", parsed.path, _NO_FIELDS.get))
+        out = self._body(reply)
+        size = sum(len(item) if isinstance(item, memoryview) else 0 for item in out)
+        size += sum(item.count for item in out if isinstance(item, _FileChunk))
+        del buf[: line_end + 1]
+        conn.close_after = True
+        self._send(conn, out)
+        self._report(conn, "GET", parsed.path, reply, size, when, time.perf_counter() - started)
+        if conn.out is None:
+            self._close(conn)
+        return True
+
+    def _send_reply(self, conn: _Conn, reply: Reply, close: bool, method: str, version: str) -> int:
+        """Queue ``reply``'s head and body on ``conn``; returns the bytes it amounts to."""
+        site = self.site
+        assert site is not None
+        status = reply.status
+        second = int(time.time())
+        if self._date[0] != second:
+            self._date = (second, f"Date: {http_date()}\r\n".encode("ascii"))
+        lines = [
+            f"{self._protocol} {status} {_PHRASES.get(status, '')}\r\n".encode("latin-1"),
+            self._server_line,
+            self._date[1],
+        ]
+        lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in reply.fields)
+        site.finish_head(lines, status, reply.uncacheable)
+        connection = closing_connection_field(close, True, status, method, version)
+        if connection is not None:
+            lines.append(f"Connection: {connection}\r\n".encode("ascii"))
+        lines.append(b"\r\n")
+        head = b"".join(lines)
+        body = self._body(reply) if method != "HEAD" else deque()
+        size = len(head) + reply.length if method != "HEAD" else len(head)
+        if body and isinstance(body[0], memoryview) and len(body[0]) <= COPY_LIMIT:
+            first = body.popleft()
+            assert isinstance(first, memoryview)
+            body.appendleft(memoryview(head + first))  # one buffer: cheaper than a gather
+        else:
+            body.appendleft(memoryview(head))
+        conn.close_after = close
+        self._send(conn, body)
+        return size
+
+    @staticmethod
+    def _body(reply: Reply) -> deque[_Out]:
+        """The output items of a reply's body: views of memory, file chunks, a close."""
+        out: deque[_Out] = deque()
+        source = reply.source
+        data = memoryview(source.data) if source is not None and source.data is not None else None
+        fd = source.fd if source is not None else None
+        for part in reply.parts:
+            if not isinstance(part, ByteRange):
+                out.append(memoryview(part))
+            elif data is not None:
+                out.append(data[part.first : part.last + 1])
+            elif fd is not None:
+                assert source is not None
+                out.append(_FileChunk(fd, part.first, part.length, source.path))
+        if fd is not None:
+            out.append(_CloseFile(fd))
+        return out
+
+    def _report(
+        self,
+        conn: _Conn,
+        method: str,
+        target: str,
+        reply: Reply,
+        size: int,
+        when: float,
+        duration: float,
+    ) -> None:
+        self.answered_in_loop += 1
+        journal = self.journal
+        if journal is None or (not reply.logged and reply.status < 400):
             return
-        rest = _unsent(out, sent)
-        if rest:
+        key = (conn.client, method, target, reply.status, size, reply.served, reply.note)
+        emit = self._repeaters.get(key)
+        if emit is None:
+            record = RequestRecord(
+                when, conn.client, method, target, reply.status, size, duration, reply.served,
+                reply.note,
+            )  # fmt: skip
+            if len(self._repeaters) >= REPEATERS:
+                self._repeaters.clear()
+            emit = self._repeaters[key] = journal.repeats(record)
+        emit(when, duration)
+
+    # ------------------------------------------------------------------ output
+
+    def _send(self, conn: _Conn, out: deque[_Out]) -> None:
+        """Send what ``out`` holds; what the socket does not take waits for it to be writable."""
+        sock = conn.sock
+        budget = SEND_BUDGET
+        try:
+            while out and budget > 0:
+                item = out[0]
+                if isinstance(item, _CloseFile):
+                    out.popleft()
+                    os.close(item.fd)
+                    continue
+                if isinstance(item, _FileChunk):
+                    wanted = min(item.count, SENDFILE_CHUNK)
+                    sent = os.sendfile(conn.fd, item.fd, item.offset, wanted)
+                    if sent == 0:
+                        raise _Shrank(f"{item.path}: file shrank while being sent")
+                    item.offset += sent
+                    item.count -= sent
+                    if item.count == 0:
+                        out.popleft()
+                else:
+                    views = _views(out)
+                    wanted = sum(len(v) for v in views)
+                    sent = sock.send(views[0]) if len(views) == 1 else sock.sendmsg(views)
+                    _consume(out, sent)
+                budget -= sent
+                if sent < wanted:
+                    break  # the socket is full
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as error:
+            if isinstance(error, _Shrank) and self.journal is not None:
+                self.journal.error(str(error))
+            _discard(out)
+            conn.close_after = True
+            if conn.out is not None:
+                conn.out = None
+            return
+        selector = self._selector
+        assert selector is not None
+        if out:
             if conn.out is None:
-                assert self._selector is not None
-                self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
-            conn.out = rest
+                selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+            conn.out = out
             conn.deadline = time.monotonic() + self._write_timeout
         elif conn.out is not None:
             conn.out = None
-            assert self._selector is not None
-            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            selector.modify(conn.sock, selectors.EVENT_READ, conn)
 
     def _flush(self, conn: _Conn) -> None:
         out = conn.out
@@ -464,6 +634,8 @@ class EventLoopMixIn:
             self._close(conn)
             return
         self._process(conn)
+
+    # ------------------------------------------------------------------ deadlines
 
     def _sweep(self, now: float) -> None:
         """Close connections past their deadline (idle, slow head, or not reading).
@@ -486,17 +658,19 @@ class EventLoopMixIn:
             else:
                 self._close(conn)
         except Exception:
-            self.handle_error(conn.sock, conn.addr)  # type: ignore[attr-defined]
-            self._close(conn)
+            self._failed(conn)
 
     def _close(self, conn: _Conn) -> None:
         if self._conns.get(conn.fd) is not conn:
             return  # closed already, or handed off: no longer the loop's
         del self._conns[conn.fd]
+        if conn.out is not None:
+            _discard(conn.out)
+            conn.out = None
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(conn.sock)
-        self.shutdown_request(conn.sock)  # type: ignore[attr-defined]
+        self.shutdown_request(conn.sock)
 
     # ------------------------------------------------------------------ threads
 
@@ -512,36 +686,36 @@ class EventLoopMixIn:
             sock.setblocking(True)
             if conn.buf:
                 self._handed_input[sock] = bytes(conn.buf)
-            self.process_request(sock, conn.addr)  # type: ignore[attr-defined]
+            self.process_request(sock, conn.addr)
         except Exception:
             self._handed_input.pop(sock, None)
-            self.handle_error(sock, conn.addr)  # type: ignore[attr-defined]
-            self.shutdown_request(sock)  # type: ignore[attr-defined]
+            self.handle_error(sock, conn.addr)
+            self.shutdown_request(sock)
 
-    def _take_input(self, sock: Socket) -> bytes:
-        """What the loop read from ``sock`` before handing it off (the handler reads it first)."""
-        return self._handed_input.pop(sock, b"")
+    def take_input(self, connection: socket.socket) -> bytes:
+        """What the loop read from ``connection`` before handing it off (read it first)."""
+        return self._handed_input.pop(connection, b"")
 
-    def _park(self, sock: Socket, unread: bytes) -> bool:
+    def park(self, connection: socket.socket, unread: bytes) -> bool:
         """A handler is done with a kept-alive connection: return it to the loop if it runs."""
         if not self._loop_running:
             return False
-        self._returning[sock] = unread
+        self._returning[connection] = unread
         return True
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Run the handler (ThreadingMixIn's contract); then park or close the connection."""
         try:
-            self.finish_request(request, client_address)  # type: ignore[attr-defined]
+            self.finish_request(request, client_address)
         except Exception:
-            self.handle_error(request, client_address)  # type: ignore[attr-defined]
+            self.handle_error(request, client_address)
         finally:
             self._handed_input.pop(request, None)
             unread = self._returning.pop(request, None)
             if unread is None or not self._return(request, client_address, unread):
-                self.shutdown_request(request)  # type: ignore[attr-defined]
+                self.shutdown_request(request)
 
-    def _return(self, sock: Socket, addr: Any, unread: bytes) -> bool:
+    def _return(self, sock: socket.socket, addr: Any, unread: bytes) -> bool:
         with self._loop_lock:
             if not self._loop_running:
                 return False
@@ -566,6 +740,10 @@ class EventLoopMixIn:
                 if not self._adoptions:
                     return
                 sock, addr, unread = self._adoptions.popleft()
+                running = self._loop_running
+            if not running:
+                self.shutdown_request(sock)
+                continue
             deadline = time.monotonic() + limit if limit is not None else math.inf
             conn = _Conn(sock, addr, unread, deadline)
             try:
@@ -573,57 +751,23 @@ class EventLoopMixIn:
                 selector.register(sock, selectors.EVENT_READ, conn)
             except (OSError, ValueError):
                 self._conns.pop(conn.fd, None)
-                self.shutdown_request(sock)  # type: ignore[attr-defined]
+                self.shutdown_request(sock)
                 continue
             if conn.buf:
-                self._ready_buffered(conn)
-
-    def _ready_buffered(self, conn: _Conn) -> None:
-        try:
-            self._process(conn)
-        except Exception:
-            self.handle_error(conn.sock, conn.addr)  # type: ignore[attr-defined]
-            self._close(conn)
-
-    # ------------------------------------------------------------------ recording
-
-    def remember_reply(self, handler: Any, path: str, body: Callable[[Any], bytes | None]) -> None:
-        """Record the full 200 response ``handler`` is sending for a small file, to replay it."""
-        if not self._replay_usable:
-            return
-        requestline = bytes(handler.raw_requestline).rstrip(b"\r\n")
-        parts = requestline.split(b" ")
-        if len(parts) != 3 or parts[0] not in (b"GET", b"HEAD"):
-            return
-        if parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
-            return
-        lines: list[bytes] = list(handler._headers_buffer)
-        if (
-            len(lines) < 4
-            or not lines[0].startswith(b"HTTP/1.1 200 ")
-            or not lines[2].startswith(b"Date: ")
-            or lines[-1] != b"\r\n"
-        ):
-            return
-        fields = lines[3:-1]
-        if parts[2] == b"HTTP/1.0" and fields and fields[-1] == _KEEP_ALIVE:
-            fields.pop()  # end_headers' answer to an HTTP/1.0 keep-alive request
-        if any(line[:11].lower() == b"connection:" for line in fields):
-            return
-        if len(self._replies) >= MAX_REPLIES:
-            self._replies.clear()
-        self._replies[parts[1]] = _Reply(path, b"".join(lines[:2]), b"".join(fields), body)
+                try:
+                    self._process(conn)
+                except Exception:
+                    self._failed(conn)
 
     # ------------------------------------------------------------------ bookkeeping
 
     def connection_count(self) -> int:
         """How many client connections are open, in threads or waiting in the loop."""
-        threaded: int = super().connection_count()  # type: ignore[misc]
-        return threaded + len(self._conns) + len(self._adoptions)
+        return super().connection_count() + len(self._conns) + len(self._adoptions)
 
     def close_connections(self, idle_only: bool = True) -> int:
-        """Shut down connections (by default only idle ones); the loop's are idle unless writing."""
-        count: int = super().close_connections(idle_only)  # type: ignore[misc]
+        """Shut down connections (by default only idle ones); the loop's are idle unless busy."""
+        count = super().close_connections(idle_only)
         for conn in list(self._conns.values()):
             if idle_only and (conn.out is not None or conn.buf):
                 continue
@@ -633,29 +777,63 @@ class EventLoopMixIn:
         return count
 
     def server_close(self) -> None:
-        super().server_close()  # type: ignore[misc]
+        super().server_close()
         if self._waker is not None:
             for end in self._waker:
                 end.close()
 
 
-def _unsent(buffers: list[memoryview], sent: int) -> list[memoryview]:
-    """What is left of ``buffers`` once ``sent`` bytes of them went out."""
-    for index, buffer in enumerate(buffers):
-        if sent < len(buffer):
-            return [buffer[sent:], *buffers[index + 1 :]]
-        sent -= len(buffer)
-    return []
+_NO_FIELDS: dict[str, str] = {}
 
 
-def _target(buf: bytearray, line_end: int) -> bytes:
-    """The request target of a ``GET``/``HEAD`` request line ending at ``line_end``, or b""."""
-    line = bytes(buf[:line_end])
-    parts = line.split(b" ")
-    if (
-        len(parts) == 3
-        and parts[0] in (b"GET", b"HEAD")
-        and parts[2] in (b"HTTP/1.1\r", b"HTTP/1.0\r")
-    ):
-        return parts[1]
-    return b""
+def _getter(fields: dict[str, str]) -> Callable[[str], str | None]:
+    """A case-insensitive field lookup over lower-cased names (first occurrence wins)."""
+    get = fields.get
+    return lambda name: get(name.lower())
+
+
+def _head_end(buf: bytearray) -> int:
+    """The index just past the blank line ending a request head, or -1 if it has not come.
+
+    Lines may end in CRLF or a bare LF, as the handler's ``readline`` reads them.
+    """
+    crlf = buf.find(b"\n\r\n")
+    lf = buf.find(b"\n\n")
+    if crlf < 0:
+        return lf + 2 if lf >= 0 else -1
+    if 0 <= lf < crlf:
+        return lf + 2
+    return crlf + 3
+
+
+def _views(out: deque[_Out]) -> list[memoryview]:
+    """The memory views at the front of ``out`` (up to the first file chunk)."""
+    views = []
+    for item in out:
+        if not isinstance(item, memoryview):
+            break
+        views.append(item)
+        if len(views) == 64:
+            break
+    return views
+
+
+def _consume(out: deque[_Out], sent: int) -> None:
+    """Drop what ``sent`` bytes of the views at the front of ``out`` covered."""
+    while sent:
+        item = out[0]
+        assert isinstance(item, memoryview)
+        if sent < len(item):
+            out[0] = item[sent:]
+            return
+        sent -= len(item)
+        out.popleft()
+
+
+def _discard(out: deque[_Out]) -> None:
+    """Close the descriptors an unsent body still holds."""
+    for item in out:
+        if isinstance(item, _CloseFile):
+            with contextlib.suppress(OSError):
+                os.close(item.fd)
+    out.clear()

@@ -64,11 +64,13 @@ WEB_TYPES: dict[str, str] = {
 _SYSTEM = mimetypes.MimeTypes()
 
 
-def guess_type(path: str, overrides: dict[str, str]) -> str:
+def guess_type(
+    path: str, overrides: dict[str, str], default: str = "application/octet-stream"
+) -> str:
     """The content type for ``path``: the overrides, then the web table, then the system's.
 
     ``overrides`` is tried with the suffix as written, then lower-cased (the
-    documented ``extensions_map`` rule); unknown files are application/octet-stream.
+    documented ``extensions_map`` rule); unknown files get ``default``.
     """
     ext = posixpath.splitext(path)[1]
     if ext in overrides:
@@ -80,4 +82,4 @@ def guess_type(path: str, overrides: dict[str, str]) -> str:
     if known is not None:
         return known
     guess, _ = _SYSTEM.guess_type(path)
-    return guess or "application/octet-stream"
+    return guess or default

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import re
 import urllib.parse
 from typing import Literal
 
@@ -25,14 +26,20 @@ def url_to_fs_path(url_path: str, root: str) -> str:
 
     The query and fragment are dropped, percent-escapes decoded, ``.``/``..``
     resolved lexically, and any component that is not a plain name skipped.
-    A trailing slash is kept, so ``/file.txt/`` can be told from ``/file.txt``.
+    A trailing slash is kept, so ``/file.txt/`` can be told from ``/file.txt``;
+    an encoded one (``%2f``) counts too (Python 3.15).
     """
     path = url_path.split("?", 1)[0].split("#", 1)[0]
+    if _PLAIN_PATH(path) and path[:1] == "/" and not root.endswith("/"):
+        # Nothing to decode or resolve: every component is already a plain name
+        # (what the loop below would build, without its cost on every request).
+        return root + path
     trailing_slash = path.rstrip().endswith("/")
     try:
         path = urllib.parse.unquote(path, errors="surrogatepass")
     except UnicodeDecodeError:
         path = urllib.parse.unquote(path)
+    trailing_slash = trailing_slash or path.endswith("/")
     result = root
     for word in posixpath.normpath(path).split("/"):
         if not word or os.path.dirname(word) or word in (os.curdir, os.pardir):
@@ -41,6 +48,10 @@ def url_to_fs_path(url_path: str, root: str) -> str:
     if trailing_slash:
         result += "/"
     return result
+
+
+# A path with no escape, no empty, "." or ".." component and no blank at its end.
+_PLAIN_PATH = re.compile(r"(?:/[^/%.\s][^/%\s]*)*/?\Z").match
 
 
 def is_within(path: str, root: str) -> bool:
@@ -61,8 +72,32 @@ def symlink_allowed(fs_path: str, root: str, policy: SymlinkPolicy, fd: int | No
     if policy == "always":
         return True
     lexical = os.path.abspath(fs_path)
+    return _link_allowed(lexical, _resolved(lexical, fd), root, policy)
+
+
+def may_serve(
+    fs_path: str, root: str, policy: SymlinkPolicy, show_hidden: bool, fd: int | None = None
+) -> bool:
+    """Whether the symlink policy and the hidden-file rule let ``fs_path`` be served.
+
+    The hidden-file rule applies to the path as asked for and to where it leads:
+    a link ``pub -> .git`` does not publish ``.git``, nor a link to ``~/.ssh``.
+    """
+    if not show_hidden and is_hidden(fs_path, root):
+        return False
+    if policy == "always" and show_hidden:
+        return True
+    lexical = os.path.abspath(fs_path)
     resolved = _resolved(lexical, fd)
     if resolved == lexical:
+        return True
+    if not _link_allowed(lexical, resolved, root, policy):
+        return False
+    return show_hidden or not hidden_beyond(resolved, real_path_of_root(os.path.abspath(root)))
+
+
+def _link_allowed(lexical: str, resolved: str, root: str, policy: SymlinkPolicy) -> bool:
+    if policy == "always" or resolved == lexical:
         return True
     real_root = real_path_of_root(os.path.abspath(root))
     if policy == "never":
@@ -70,6 +105,13 @@ def symlink_allowed(fs_path: str, root: str, policy: SymlinkPolicy, fd: int | No
         # links below it count.
         return os.path.join(real_root, os.path.relpath(lexical, os.path.abspath(root))) == resolved
     return is_within(resolved, real_root)
+
+
+def hidden_beyond(resolved: str, real_root: str) -> bool:
+    """Whether a component of ``resolved`` past what it shares with the root is hidden."""
+    shared = os.path.commonpath([resolved, real_root])
+    relative = os.path.relpath(resolved, shared)
+    return any(is_hidden_name(part) for part in relative.split(os.sep))
 
 
 _PROC_FD = os.path.isdir("/proc/self/fd")

@@ -15,7 +15,6 @@ import datetime
 import email.utils
 import re
 import time
-from dataclasses import dataclass
 from email.message import Message
 from http import HTTPStatus
 from typing import NamedTuple
@@ -37,7 +36,11 @@ class ProtocolError(Exception):
 
 
 class RequestLine(NamedTuple):
-    """A parsed request line (``version`` is "HTTP/0.9" for a two-word line)."""
+    """A parsed request line.
+
+    A two-word line (HTTP/0.9) has no ``version`` (""): the handler assumes its
+    ``default_request_version``; its ``version_number`` is (0, 9).
+    """
 
     command: str
     path: str
@@ -56,7 +59,7 @@ def parse_request_line(requestline: str) -> RequestLine | None:
     words = requestline.split()
     if not words:
         return None
-    version = "HTTP/0.9"
+    version = ""
     number = (0, 9)
     if len(words) >= 3:
         version = words[-1]
@@ -87,25 +90,100 @@ def _parse_version(version: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-# A header line the fast path can take as is: a token-ish name (the characters the
-# email parser accepts), a colon, and a value with no stray CR. Anything else goes
-# to the email parser so odd input is read exactly as http.client would read it.
-_SIMPLE_HEADER = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n?\Z")
+# A field line (RFC 9112 5): a token, a colon, optional blanks, then visible
+# characters, blanks and obs-text, ended by CRLF (or a bare LF, which RFC 9112 2.2
+# lets a recipient accept). No whitespace before the colon, no bare CR, no NUL or
+# other control character: any of those is a malformed request (400).
+_FIELD_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)\r?\n?\Z")
+_FOLD_LINE = re.compile(rb"[ \t]+([\t\x20-\x7e\x80-\xff]*?)\r?\n?\Z")
 
 
-def split_header_lines(lines: list[bytes]) -> list[tuple[str, str]] | None:
-    """Names and values of simple header lines, or None when any line needs the full parser.
+def parse_field_lines(lines: list[bytes]) -> list[tuple[str, str]]:
+    """Names and values of a request's header lines, or ProtocolError(400) for a malformed one.
 
-    Values keep trailing blanks, as http.client's parser keeps them.
+    Values keep trailing blanks, as http.client's parser keeps them; an obs-fold
+    continuation line is joined to the value before it with one space (RFC 9112 5.2).
     """
-    fields = []
+    fields: list[tuple[str, str]] = []
     for raw in lines:
-        line = raw.decode("iso-8859-1")
-        match = _SIMPLE_HEADER.match(line)
-        if match is None or line.startswith("From "):
-            return None
-        fields.append((match[1], match[2]))
+        match = _FIELD_LINE.match(raw)
+        if match is not None:
+            fields.append((match[1].decode("ascii"), match[2].decode("latin-1")))
+            continue
+        fold = _FOLD_LINE.match(raw) if fields else None
+        if fold is None:
+            raise ProtocolError(
+                HTTPStatus.BAD_REQUEST, "Bad header line", f"malformed header line {raw[:80]!r}"
+            )
+        name, value = fields[-1]
+        fields[-1] = (name, value.rstrip(" \t") + " " + fold[1].decode("latin-1"))
     return fields
+
+
+# The longest decimal number a request may carry in Content-Length or Range.
+MAX_DIGITS = 18
+
+
+class Framing(NamedTuple):
+    """How a request's body is delimited (RFC 9112 6), decided once for every path."""
+
+    length: int | None  # Content-Length, when that frames the body
+    chunked: bool  # Transfer-Encoding ends in chunked
+    close: bool  # the connection must close after the response
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.length)
+
+
+NO_BODY = Framing(None, False, False)
+
+
+def check_framing(fields: list[tuple[str, str]], version: tuple[int, int]) -> Framing:
+    """The body framing of a request with these fields, or ProtocolError(400).
+
+    Refused: Content-Length values that differ or are not plain ASCII numbers (of
+    at most `MAX_DIGITS` digits), a Transfer-Encoding whose final coding is not
+    ``chunked``, and a Range with numbers that are not. Transfer-Encoding wins over
+    Content-Length, and the connection then closes after the response (RFC 9112
+    6.3), as it does for Transfer-Encoding in an HTTP/1.0 request.
+    """
+    lengths: list[str] = []
+    codings: list[str] = []
+    for name, value in fields:
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.extend(item.strip() for item in value.split(","))
+        elif lowered == "transfer-encoding":
+            codings.extend(item.strip().lower() for item in value.split(","))
+        elif lowered == "range":
+            _check_range_numbers(value)
+    if not lengths and not codings:
+        return NO_BODY
+    length = None
+    if lengths:
+        if any(not _is_number(item) for item in lengths) or len(set(lengths)) != 1:
+            raise ProtocolError(HTTPStatus.BAD_REQUEST, "Bad Content-Length")
+        length = int(lengths[0])
+    if codings:
+        if codings[-1] != "chunked":
+            raise ProtocolError(HTTPStatus.BAD_REQUEST, "Unsupported Transfer-Encoding")
+        return Framing(None, True, bool(lengths) or version < (1, 1))
+    return Framing(length, False, False)
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS
+
+
+def _check_range_numbers(value: str) -> None:
+    for number in _NUMBERS.findall(value):
+        if not _is_number(number):
+            raise ProtocolError(HTTPStatus.BAD_REQUEST, "Bad Range")
+
+
+# Runs of digits of any script: Range numbers must be ASCII and short.
+_NUMBERS = re.compile(r"\d+")
 
 
 def build_message(message_class: type[Message], fields: list[tuple[str, str]]) -> Message:
@@ -199,11 +277,10 @@ def etag_matches(header: str, etag: str, *, weak: bool) -> bool:
 # bookkeeping rather than a real client; the whole file is sent instead.
 MAX_RANGES = 64
 
-_RANGE_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*\Z")
+_RANGE_SPEC = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*\Z", re.ASCII)
 
 
-@dataclass(frozen=True)
-class ByteRange:
+class ByteRange(NamedTuple):
     """An inclusive byte range, already clipped to the file."""
 
     first: int
@@ -242,6 +319,8 @@ def parse_ranges(header: str, size: int) -> list[ByteRange] | None:
         if match is None:
             return None
         first_text, last_text = match.groups()
+        if len(first_text) > MAX_DIGITS or len(last_text) > MAX_DIGITS:
+            return None
         if first_text:
             first = int(first_text)
             if last_text and int(last_text) < first:

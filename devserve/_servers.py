@@ -101,7 +101,21 @@ class HTTPServer(socketserver.TCPServer):
 
     # -- connection bookkeeping: deadlines, and shutdowns that need not wait
 
-    def _track(self, connection: socket.socket, state: str) -> None:
+    # -- the contract with devserve's handlers (BaseHTTPRequestHandler calls these)
+
+    # Whether the server takes kept-alive connections back between requests (`park`).
+    parks_connections = False
+
+    def take_input(self, connection: socket.socket) -> bytes:
+        """Bytes already read from ``connection`` that its handler must read first."""
+        return b""
+
+    def park(self, connection: socket.socket, unread: bytes) -> bool:
+        """Take a kept-alive connection back from its handler (False: the handler keeps it)."""
+        return False
+
+    def track(self, connection: socket.socket, state: str) -> None:
+        """Note what a connection is doing; its deadline follows from the state."""
         if state == "busy":
             deadline = math.inf
         else:
@@ -115,12 +129,14 @@ class HTTPServer(socketserver.TCPServer):
                 )
                 self._reaper.start()
 
-    def _untrack(self, connection: socket.socket) -> None:
+    def untrack(self, connection: socket.socket) -> None:
+        """Forget a connection its handler is done with."""
         with self._connections_lock:
             self._connections.pop(connection, None)
             self._reaped.discard(connection)
 
-    def _was_reaped(self, connection: socket.socket) -> bool:
+    def was_reaped(self, connection: socket.socket) -> bool:
+        """Whether ``connection`` was closed for missing its deadline."""
         with self._connections_lock:
             return connection in self._reaped
 

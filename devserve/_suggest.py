@@ -4,6 +4,10 @@ Tried in order, each only among names the server would serve:
 1. the same path with different letter case (works on macOS/Windows, 404 on Linux);
 2. the path with ``.html`` (or ``/index.html``) added;
 3. a near-miss spelling of the last component (difflib, same directory).
+
+Invariant: a suggestion is only ever a path ``servable`` accepts (the server's
+own hidden-file and symlink policy), and every directory on the way to it too;
+a directory is read through the descriptor that was checked.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 import posixpath
+import stat
 import urllib.parse
 from collections.abc import Callable
 
@@ -20,11 +25,18 @@ MAX_SCAN = 2000
 
 
 def suggest_path(
-    url_path: str, root: str, visible: Callable[[str], bool] = lambda name: True
+    url_path: str,
+    root: str,
+    servable: Callable[[str], bool],
+    listed: Callable[[str], bool] = lambda name: True,
+    seen: Callable[[tuple[str, os.stat_result]], None] | None = None,
 ) -> str | None:
     """An existing URL path close to ``url_path`` below ``root``, or None.
 
-    ``visible`` filters names the server would not serve (hidden files).
+    ``servable(fs_path)`` says whether the server would serve a path and
+    ``listed(name)`` whether a name shows in listings; nothing either refuses is
+    suggested. ``seen`` is told each directory read, with its stat, so a caller
+    can tell when the suggestion may have changed.
     """
     path = urllib.parse.unquote(url_path.split("?", 1)[0].split("#", 1)[0])
     parts = [p for p in posixpath.normpath(path).split("/") if p and p not in (".", "..")]
@@ -34,17 +46,20 @@ def suggest_path(
     resolved: list[str] = []
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
-        names = _names(directory)
+        names = _names(directory, seen)
         if names is None:
             return None
-        names = [n for n in names if visible(n)]
-        chosen = part if part in names else _closest(part, names, last, directory)
+        names = [n for n in names if listed(n)]
+        chosen = part if part in names else _closest(part, names, last)
         if chosen is None:
             return None
-        if chosen != part and not last and not os.path.isdir(os.path.join(directory, chosen)):
+        candidate = os.path.join(directory, chosen)
+        if not servable(candidate):
+            return None
+        if chosen != part and not last and not os.path.isdir(candidate):
             return None
         resolved.append(chosen)
-        directory = os.path.join(directory, chosen)
+        directory = candidate
     if resolved == parts:
         return None
     suggestion = "/" + "/".join(urllib.parse.quote(p) for p in resolved)
@@ -53,9 +68,20 @@ def suggest_path(
     return suggestion
 
 
-def _names(directory: str) -> list[str] | None:
+def _names(
+    directory: str, seen: Callable[[tuple[str, os.stat_result]], None] | None
+) -> list[str] | None:
     try:
-        with os.scandir(directory) as entries:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+        if seen is not None:
+            seen((directory, st))
+        with os.scandir(fd) as entries:
             names = []
             for entry in entries:
                 names.append(entry.name)
@@ -64,9 +90,11 @@ def _names(directory: str) -> list[str] | None:
             return names
     except OSError:
         return None
+    finally:
+        os.close(fd)
 
 
-def _closest(part: str, names: list[str], last: bool, directory: str) -> str | None:
+def _closest(part: str, names: list[str], last: bool) -> str | None:
     lowered = part.lower()
     same_case = [n for n in names if n.lower() == lowered]
     if same_case:

@@ -273,51 +273,52 @@ def cgi(
 
 def _run(options: dict[str, Any], cgi_options: dict[str, Any] | None) -> None:
     """Build the configuration from parsed options, serve, and map errors to exit codes."""
+    from devserve import config as settings
     from devserve import serving
     from devserve.console import RequestLog, make_console, print_error
 
     console = make_console()
+    log_format: LogFormat = options["log_format"]
     try:
-        headers = tuple(serving.parse_header(text) for text in options["header"] or ())
-        reload = serving.reload_config(
+        headers = tuple(settings.parse_header(text) for text in options["header"] or ())
+        reload = settings.reload_config(
             options["reload"], options["watch"] or (), options["ignore"] or ()
         )
         cgi = None
         if cgi_options is not None:
-            cgi = serving.CGIConfig(
-                directories=tuple(cgi_options["cgi_dir"] or serving.CGIConfig.directories),
+            cgi = settings.CGIConfig(
+                directories=tuple(cgi_options["cgi_dir"] or settings.CGIConfig.directories),
                 timeout=cgi_options["timeout"],
-                env=tuple(serving.parse_env(text) for text in cgi_options["env"] or ()),
+                env=tuple(settings.parse_env(text) for text in cgi_options["env"] or ()),
                 pass_env=tuple(cgi_options["pass_env"] or ()),
                 max_body=cgi_options["max_body"],
             )
-    except serving.ServeError as error:
+        config = settings.ServeConfig(
+            directory=options["directory"],
+            port=options["port"],
+            bind=options["bind"],
+            lan=options["lan"],
+            protocol=options["protocol"].value,
+            open_browser=options["open_browser"],
+            cors=options["cors"],
+            headers=headers,
+            spa=options["spa"],
+            listing=not options["no_listing"],
+            show_hidden=options["show_hidden"],
+            follow_symlinks=options["follow_symlinks"],
+            tls_cert=options["tls_cert"],
+            tls_key=options["tls_key"],
+            tls_password_file=options["tls_password_file"],
+            quiet=options["quiet"],
+            log_format=log_format.value,
+            cgi=cgi,
+            reload=reload,
+            idle_timeout=options["idle_timeout"],
+            max_connections=options["max_connections"],
+        )
+    except settings.ServeError as error:
         print_error(console, str(error))
         raise typer.Exit(1) from None
-    log_format: LogFormat = options["log_format"]
-    config = serving.ServeConfig(
-        directory=options["directory"],
-        port=options["port"],
-        bind=options["bind"],
-        lan=options["lan"],
-        protocol=options["protocol"].value,
-        open_browser=options["open_browser"],
-        cors=options["cors"],
-        headers=headers,
-        spa=options["spa"],
-        listing=not options["no_listing"],
-        show_hidden=options["show_hidden"],
-        follow_symlinks=options["follow_symlinks"],
-        tls_cert=options["tls_cert"],
-        tls_key=options["tls_key"],
-        tls_password_file=options["tls_password_file"],
-        quiet=options["quiet"],
-        log_format=log_format.value,
-        cgi=cgi,
-        reload=reload,
-        idle_timeout=options["idle_timeout"],
-        max_connections=options["max_connections"],
-    )
     log = RequestLog(console, log_format.value)
     log.start()
     try:

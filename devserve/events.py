@@ -6,8 +6,9 @@ network and are not yet scrubbed: scrubbing is the presenter's job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 
 class RequestRecord(NamedTuple):
@@ -55,3 +56,21 @@ class Summary:
     size: int
     errors: int
     seconds: float
+
+
+class Journal(Protocol):
+    """Where a server reports what it answered: every request once, on whichever path.
+
+    The event loop and devserve's threaded handler both report through this, so
+    the request log and the stop summary see each request exactly once.
+    """
+
+    def answered(self, record: RequestRecord) -> None:
+        """One request was answered (any status, including refusals and errors)."""
+
+    def repeats(self, record: RequestRecord) -> Callable[[float, float], None]:
+        """A cheaper sink for more requests like ``record`` but for time and duration."""
+        ...
+
+    def error(self, message: str, detail: str = "") -> None:
+        """Something went wrong while answering (``detail``: a traceback, say)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import signal
 import socket
@@ -19,107 +18,54 @@ import threading
 import time
 import traceback
 import webbrowser
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devserve import __version__
-from devserve._io import CLIENT_GONE, SocketWriter
-from devserve._loop import EventLoopMixIn
+from devserve._files import Policy
+from devserve._handler_dev import CGIContext, DevCGIHandler, DevHandler, HandlerContext
+from devserve._io import CLIENT_GONE
+from devserve._loop import LoopHTTPServer
 from devserve._net import lan_addresses, url_host
-from devserve._paths import is_hidden_name
-from devserve._protocol import check_header_field
-from devserve._suggest import suggest_path
-from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
-from devserve.server import (
-    CGIHTTPRequestHandler,
-    HTTPServer,
-    SimpleHTTPRequestHandler,
-    ThreadingHTTPServer,
-    ThreadingHTTPSServer,
+from devserve._site import Site, head_rules
+from devserve.config import (
+    CGI_BASE_ENV,
+    DEFAULT_PORT,
+    LOOPBACK,
+    PORT_SEARCH,
+    CGIConfig,
+    ReloadConfig,
+    ServeConfig,
+    ServeError,
+    parse_env,
+    parse_header,
+    reload_config,
 )
+from devserve.events import Journal, LogEvent, ReadyInfo, RequestRecord, Summary
+from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
     from devserve.reload.hub import ReloadHub
     from devserve.reload.watcher import Change, ChangeWatcher
 
-DEFAULT_PORT = 8000
-# How many ports after the default are tried when it is busy.
-PORT_SEARCH = 20
-PROTOCOLS = ("HTTP/1.0", "HTTP/1.1")
-LOOPBACK = "127.0.0.1"
+__all__ = [
+    "CGIConfig",
+    "ReloadConfig",
+    "Reporter",
+    "ServeConfig",
+    "ServeError",
+    "Stats",
+    "create_server",
+    "parse_env",
+    "parse_header",
+    "reload_config",
+    "serve",
+]
+
 # Seconds in-flight requests get to finish after Ctrl-C / SIGTERM.
 SHUTDOWN_GRACE = 5.0
-
-
-@dataclass(frozen=True)
-class CGIConfig:
-    """What `devserve cgi` adds to `serve`."""
-
-    directories: tuple[str, ...] = ("/cgi-bin", "/htbin")
-    timeout: float = 60.0
-    env: tuple[tuple[str, str], ...] = ()
-    pass_env: tuple[str, ...] = ()
-    max_body: int = 1024**3
-
-
-# The server's variables every script gets (PATH finds interpreters in #! lines).
-CGI_BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-
-
-@dataclass(frozen=True)
-class ReloadConfig:
-    """What ``--reload`` adds: the folders watched besides the served one, and globs ignored."""
-
-    watch: tuple[Path, ...] = ()
-    ignore: tuple[str, ...] = ()
-
-
-# Headers about the connection and the message framing: one response's own
-# business, so --header cannot set them (a fixed value would break keep-alive).
-FRAMING_HEADERS = frozenset(
-    {"connection", "keep-alive", "content-length", "transfer-encoding", "te", "trailer", "upgrade"}
-)
-
-
-class ServeError(Exception):
-    """A problem with the configuration or the environment, in one line for the user."""
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Everything `devserve serve` can be told; the CLI builds one and calls `serve`."""
-
-    directory: Path = Path(".")
-    port: int | None = None  # None: the default port, or the next free one
-    bind: str | None = None  # None: loopback only (all interfaces with lan)
-    lan: bool = False
-    protocol: str = "HTTP/1.1"
-    open_browser: bool = False
-    cors: bool = False
-    headers: tuple[tuple[str, str], ...] = ()
-    spa: bool = False
-    listing: bool = True
-    show_hidden: bool = False
-    follow_symlinks: bool = False
-    cache_control: str = "no-cache"
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_password_file: Path | None = None
-    quiet: bool = False
-    log_format: str = "pretty"
-    cgi: CGIConfig | None = None
-    reload: ReloadConfig | None = None
-    # Limits that keep slow, idle and flooding clients in check.
-    idle_timeout: float = 30.0  # seconds a kept-alive connection may sit idle
-    max_connections: int = 1024  # beyond this, new connections get 503
-    request_timeout: float = 10.0  # seconds for a request line and headers to arrive
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls_cert else "http"
 
 
 class Reporter(Protocol):
@@ -127,51 +73,17 @@ class Reporter(Protocol):
 
     def __call__(self, item: RequestRecord | LogEvent) -> None: ...
 
+    def repeater(self, record: RequestRecord) -> Callable[[float, float], None]:
+        """A sink for more requests like ``record`` but for their time and duration."""
+        ...
+
     def ready(self, info: ReadyInfo) -> None: ...
 
     def stopped(self, summary: Summary) -> None: ...
 
 
-def parse_header(text: str) -> tuple[str, str]:
-    """A ``--header "Name: value"`` option as (name, value), or ServeError."""
-    name, sep, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not name:
-        raise ServeError(f"malformed --header {text!r} (expected 'Name: value')")
-    if any(c in name for c in ' \t()<>@,;\\"/[]?={}') or not name.isascii():
-        raise ServeError(f"malformed --header {text!r}: {name!r} is not a header name")
-    try:
-        check_header_field(name, value)
-    except ValueError:
-        raise ServeError(f"malformed --header {text!r}: control characters") from None
-    if name.lower() in FRAMING_HEADERS:
-        raise ServeError(
-            f"--header {name!r} is not allowed: the server sets it for each response itself"
-        )
-    return name, value
-
-
-def reload_config(
-    enabled: bool, watch: Sequence[Path] = (), ignore: Sequence[str] = ()
-) -> ReloadConfig | None:
-    """The ``--reload``, ``--watch`` and ``--ignore`` options as a ReloadConfig, or ServeError."""
-    if not enabled:
-        if watch or ignore:
-            raise ServeError("--watch and --ignore need --reload")
-        return None
-    return ReloadConfig(watch=tuple(watch), ignore=tuple(ignore))
-
-
-def parse_env(text: str) -> tuple[str, str]:
-    """A ``--env NAME=VALUE`` option as (name, value), or ServeError."""
-    name, sep, value = text.partition("=")
-    if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
-        raise ServeError(f"malformed --env {text!r} (expected NAME=VALUE)")
-    return name, value
-
-
 class Stats:
-    """Totals for the summary line, updated from every request thread."""
+    """Totals for the summary line, updated from the loop and every request thread."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
@@ -194,142 +106,182 @@ class Stats:
         return Summary(self.requests, self.size, self.errors, time.monotonic() - self.started)
 
 
-def make_handler(
+class ServerJournal:
+    """The `Journal` a devserve server reports to: the stop summary's totals and the log."""
+
+    def __init__(self, stats: Stats, report: Reporter, quiet: bool) -> None:
+        self.stats = stats
+        self.report = report
+        self.quiet = quiet
+
+    def answered(self, record: RequestRecord) -> None:
+        self.stats.add(record.size, record.status >= 500)
+        if not self.quiet:
+            self.report(record)
+
+    def repeats(self, record: RequestRecord) -> Callable[[float, float], None]:
+        add, size, failed = self.stats.add, record.size, record.status >= 500
+        if self.quiet:
+            return lambda when, duration: add(size, failed)
+        emit = self.report.repeater(record)
+
+        def repeat(when: float, duration: float) -> None:
+            add(size, failed)
+            emit(when, duration)
+
+        return repeat
+
+    def error(self, message: str, detail: str = "") -> None:
+        self.report(LogEvent(time.time(), "error", message, detail))
+
+    def refused(self, client: str) -> None:
+        """A connection over the limit was answered 503."""
+        self.answered(RequestRecord(time.time(), client, "", "", 503, 0, 0.0, "", "server busy"))
+
+
+class Notices:
+    """Live-reload notices said once per key (a page that stays uninjected, say)."""
+
+    def __init__(self, report: Reporter) -> None:
+        self.report = report
+        self._told: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, message: str) -> None:
+        with self._lock:
+            if key in self._told or len(self._told) >= 4096:
+                return
+            self._told.add(key)
+        self.report(LogEvent(time.time(), "warning", message))
+
+
+class _Reporting(HTTPServer):
+    """What devserve's two server classes share: limits, context, and reporting."""
+
+    context: HandlerContext
+    reporting: ServerJournal
+
+    def _set_up(self, config: ServeConfig, context: HandlerContext, journal: ServerJournal) -> None:
+        self.context = context
+        self.reporting = journal
+        self.request_timeout = config.request_timeout
+        self.idle_timeout = config.idle_timeout
+        self.max_connections = config.max_connections
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        accepted = super().verify_request(request, client_address)
+        if not accepted:
+            self.reporting.refused(str(client_address[0]))
+        return accepted
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], CLIENT_GONE):
+            return
+        self.reporting.stats.error()
+        self.reporting.error(
+            f"error while handling a request from {client_address[0]}", traceback.format_exc()
+        )
+
+
+class DevServer(_Reporting, LoopHTTPServer):
+    """`devserve serve`'s server: the event loop answers what the site serves."""
+
+    def __init__(
+        self,
+        address: tuple[Any, ...],
+        config: ServeConfig,
+        context: HandlerContext,
+        journal: ServerJournal,
+    ) -> None:
+        self._set_up(config, context, journal)
+        handler = _handler_class(config)
+        LoopHTTPServer.__init__(
+            self,
+            address,
+            handler,
+            site=context.site,
+            journal=journal,
+            protocol_version=context.protocol,
+            server_version=context.server_version,
+        )
+
+
+class DevTLSServer(_Reporting, ThreadingHTTPSServer):
+    """`devserve serve --tls-cert`'s server: threads do the TLS (no event loop)."""
+
+    def __init__(
+        self,
+        address: tuple[Any, ...],
+        config: ServeConfig,
+        context: HandlerContext,
+        journal: ServerJournal,
+        **tls: Any,
+    ) -> None:
+        self._set_up(config, context, journal)
+        ThreadingHTTPSServer.__init__(self, address, _handler_class(config), **tls)
+
+
+def _handler_class(config: ServeConfig) -> type[DevHandler]:
+    """The handler class the configuration needs."""
+    if config.reload is None:
+        return DevHandler if config.cgi is None else DevCGIHandler
+    from devserve.reload.handler import ReloadingCGIHandler, ReloadingHandler
+
+    return ReloadingHandler if config.cgi is None else ReloadingCGIHandler
+
+
+def handler_context(
     config: ServeConfig,
-    root: str,
-    report: Reporter,
-    stats: Stats,
-    base: type[SimpleHTTPRequestHandler] = SimpleHTTPRequestHandler,
+    root: Path,
+    journal: Journal,
     hub: ReloadHub | None = None,
-) -> Callable[..., Any]:
-    """The handler class the configuration asks for, bound to its directory.
-
-    With a ``hub`` (``--reload``), pages get the reload script and the hub's
-    endpoints are served; without one, the handler is exactly ``base``'s.
-    """
-    extra_headers = [("Cache-Control", config.cache_control)] if config.cache_control else []
-    if config.cors:
-        extra_headers.append(("Access-Control-Allow-Origin", "*"))
-    extra_headers.extend(config.headers)
-    # For responses that say Cache-Control: no-store themselves (injected pages).
-    uncacheable_headers = [h for h in extra_headers if h[0].lower() != "cache-control"]
-    quiet = config.quiet
-    if hub is not None:
-        from devserve.reload.handler import reloading
-
-        told: set[str] = set()
-        told_lock = threading.Lock()
-
-        def notice(key: str, message: str) -> None:
-            """Say ``message`` the first time ``key`` comes up (a page that stays uninjected)."""
-            with told_lock:
-                if key in told:
-                    return
-                told.add(key)
-            report(LogEvent(time.time(), "warning", message))
-
-        base = reloading(base, hub, notice)
-
-    def visible(name: str) -> bool:
-        return config.show_hidden or not is_hidden_name(name)
-
+    notice: Callable[[str, str], None] | None = None,
+) -> HandlerContext:
+    """What devserve's handlers and event loop read: the site and the handler settings."""
+    handler = _handler_class(config)
     cgi = config.cgi
-
-    class DevHandler(base):  # type: ignore[valid-type,misc]
-        protocol_version = config.protocol
-        # The socket timeout bounds a client that stops reading (or sending) in
-        # the middle of a request; it is longer than the idle and request
-        # deadlines, which the server enforces itself.
-        timeout = max(60.0, config.idle_timeout + config.request_timeout)
-        if cgi is not None:
-            cgi_directories = list(cgi.directories)
-            cgi_timeout = cgi.timeout
-            cgi_max_body = cgi.max_body
-            cgi_pass_env = (*CGI_BASE_ENV, *cgi.pass_env)
-            cgi_extra_env = dict(cgi.env)
-        server_version = f"devserve/{__version__}"
-        show_hidden = config.show_hidden
-        list_directories = config.listing
-        spa_fallback = "index.html" if config.spa else None
-        follow_symlinks = "always" if config.follow_symlinks else "inside"
-        # Its overrides give a replayed response the same bytes, and
-        # DevServer.replayed reports it (see devserve._loop).
-        _replay_safe = True
-        _note = ""
-        # Set per request by live reload (see devserve.reload.handler).
-        _uncacheable = False
-        _unlogged = False
-
-        def handle_one_request(self) -> None:
-            when = time.time()
-            started = time.perf_counter()
-            writer = self.wfile
-            before = writer.bytes_written if isinstance(writer, SocketWriter) else 0
-            self._note = ""
-            self.raw_requestline = b""
-            super().handle_one_request()
-            status = self._status
-            if not self.raw_requestline or status is None:
-                return
-            sent = (writer.bytes_written if isinstance(writer, SocketWriter) else 0) - before
-            stats.add(sent, status >= 500)
-            if not quiet and not (self._unlogged and status < 400):
-                report(
-                    RequestRecord(
-                        when=when,
-                        client=self.address_string(),
-                        method=self.command or "",
-                        path=self.path if self.command else self.requestline,
-                        status=status,
-                        size=sent,
-                        duration=time.perf_counter() - started,
-                        served=self.answered_by,
-                        note=self._note,
-                    )
-                )
-
-        def end_headers(self) -> None:
-            if self._status is not None and self._status >= 200:
-                for name, value in uncacheable_headers if self._uncacheable else extra_headers:
-                    self.send_header(name, value)
-            super().end_headers()
-
-        def send_error(
-            self, code: int, message: str | None = None, explain: str | None = None
-        ) -> None:
-            self.answered_by = ""
-            if code == 404 and self.command in ("GET", "HEAD"):
-                suggestion = suggest_path(self.path, root, visible)
-                if suggestion is not None:
-                    self._note = f"did you mean {suggestion}"
-                    explain = f"Nothing matches the given URI. Did you mean {suggestion} ?"
-            elif message and code >= 400:
-                self._note = message
-            super().send_error(code, message, explain)
-
-        def do_OPTIONS(self) -> None:
-            if not config.cors:
-                self.send_error(501, f"Unsupported method ({self.command!r})")
-                return
-            self.send_response(204)
-            methods = "GET, HEAD, POST, OPTIONS" if hasattr(self, "do_POST") else "GET, HEAD"
-            self.send_header("Access-Control-Allow-Methods", methods)
-            requested = self.headers.get("Access-Control-Request-Headers")
-            if requested:
-                self.send_header("Access-Control-Allow-Headers", requested)
-            self.send_header("Access-Control-Max-Age", "600")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            """The request line is reported once the response is complete."""
-
-        def log_message(self, format: str, *args: Any) -> None:
-            if format.startswith("code %d, message"):
-                return  # the request line shows the status
-            report(LogEvent(time.time(), "error", format % args))
-
-    return functools.partial(DevHandler, directory=root)
+    policy = Policy(
+        str(root),
+        "always" if config.follow_symlinks else "inside",
+        config.show_hidden,
+        tuple(handler.index_pages),
+        config.listing,
+        "index.html" if config.spa else None,
+    )
+    site = Site(
+        policy,
+        head=head_rules(config.cache_control, config.cors, config.headers),
+        extensions_map=handler.extensions_map,
+        default_content_type=handler.default_content_type,
+        error_template=handler.error_message_format,
+        error_content_type=handler.error_content_type,
+        cgi_directories=cgi.directories if cgi is not None else (),
+        hub=hub,
+        notice=notice,
+    )
+    cgi_context = None
+    if cgi is not None:
+        cgi_context = CGIContext(
+            cgi.directories,
+            cgi.timeout,
+            cgi.max_body,
+            (*CGI_BASE_ENV, *cgi.pass_env),
+            dict(cgi.env),
+        )
+    return HandlerContext(
+        site=site,
+        journal=journal,
+        server_version=f"devserve/{__version__}",
+        protocol=config.protocol,
+        timeout=max(60.0, config.idle_timeout + config.request_timeout),
+        follow_symlinks=policy.follow_symlinks,
+        show_hidden=config.show_hidden,
+        list_directories=config.listing,
+        spa_fallback=policy.spa_fallback,
+        cors=config.cors,
+        quiet=config.quiet,
+        cgi=cgi_context,
+    )
 
 
 def check_directory(directory: Path) -> Path:
@@ -353,8 +305,6 @@ def _check_readable(path: Path, what: str) -> None:
 
 def _tls_options(config: ServeConfig) -> dict[str, Any]:
     if config.tls_cert is None:
-        if config.tls_key or config.tls_password_file:
-            raise ServeError("--tls-key and --tls-password-file need --tls-cert")
         return {}
     _check_readable(config.tls_cert, "TLS certificate")
     options: dict[str, Any] = {"certfile": str(config.tls_cert)}
@@ -371,104 +321,23 @@ def _tls_options(config: ServeConfig) -> dict[str, Any]:
     return options
 
 
-def _server_class(
-    base: type[HTTPServer], config: ServeConfig, report: Reporter, stats: Stats
-) -> type[HTTPServer]:
-    # Without TLS, idle connections wait in an event loop that also answers
-    # repeat requests for small files itself (devserve._loop).
-    bases = (base,) if config.tls_cert else (EventLoopMixIn, base)
-    quiet = config.quiet
-    # Replays log through a reporter's prepared lines when it offers them.
-    repeater: Callable[[RequestRecord], Callable[[float, float], None]] | None = getattr(
-        report, "repeater", None
-    )
-    repeaters: dict[tuple[object, ...], Callable[[float, float], None]] = {}
-
-    class DevServer(*bases):  # type: ignore[misc]
-        # The live-reload hub its handlers serve (with --reload).
-        reload_hub: ReloadHub | None = None
-        request_timeout = config.request_timeout
-        idle_timeout = config.idle_timeout
-        max_connections = config.max_connections
-
-        def replayed(
-            self,
-            client_address: Any,
-            method: str,
-            path: str,
-            size: int,
-            when: float,
-            duration: float,
-        ) -> None:
-            stats.add(size, False)
-            if quiet:
-                return
-            key = (client_address[0], method, path, size)
-            emit = repeaters.get(key)
-            if emit is None:
-                record = RequestRecord(
-                    when, client_address[0], method, path, 200, size, duration, "file", ""
-                )
-                if repeater is None:
-                    report(record)
-                    return
-                if len(repeaters) >= 1024:
-                    repeaters.clear()
-                emit = repeaters[key] = repeater(record)
-            emit(when, duration)
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            if isinstance(sys.exc_info()[1], CLIENT_GONE):
-                return
-            stats.error()
-            report(
-                LogEvent(
-                    time.time(),
-                    "error",
-                    f"error while handling a request from {client_address[0]}",
-                    traceback.format_exc(),
-                )
-            )
-
-    return DevServer
-
-
 def create_server(
-    config: ServeConfig,
-    report: Reporter,
-    stats: Stats,
-    handler_base: type[SimpleHTTPRequestHandler] = SimpleHTTPRequestHandler,
-) -> tuple[HTTPServer, int | None]:
+    config: ServeConfig, report: Reporter, stats: Stats
+) -> tuple[DevServer | DevTLSServer, int | None]:
     """Bind the server; returns it and the busy default port it moved from, if any.
 
     An explicit busy port is an error; a busy default moves on to the next free one.
     """
-    if config.protocol not in PROTOCOLS:
-        raise ServeError(f"unsupported protocol {config.protocol!r} (use HTTP/1.0 or HTTP/1.1)")
-    if config.port is not None and not 0 <= config.port <= 65535:
-        raise ServeError(f"port out of range: {config.port} (use 0-65535)")
-    if config.idle_timeout <= 0 or config.request_timeout <= 0:
-        raise ServeError("timeouts must be more than 0 seconds")
-    if config.max_connections < 1:
-        raise ServeError("--max-connections must be at least 1")
-    if config.lan and config.bind is not None:
-        raise ServeError("use either --lan or --bind, not both")
     root = check_directory(config.directory)
     tls = _tls_options(config)
-    if config.cgi is not None:
-        for directory in config.cgi.directories:
-            if not directory.startswith("/") or directory == "/":
-                raise ServeError(f"--cgi-dir must be a URL folder like /cgi-bin, not {directory!r}")
-        handler_base = CGIHTTPRequestHandler
     hub = None
     if config.reload is not None:
         from devserve.reload.hub import ReloadHub
 
         watched_paths(config, root)
         hub = ReloadHub()
-    handler = make_handler(config, str(root), report, stats, handler_base, hub)
-    base: type[HTTPServer] = ThreadingHTTPSServer if tls else ThreadingHTTPServer
-    server_class = _server_class(base, config, report, stats)
+    journal = ServerJournal(stats, report, config.quiet)
+    context = handler_context(config, root, journal, hub, Notices(report))
     hosts = [config.bind or LOOPBACK]
     if config.lan:
         hosts = ["::", "0.0.0.0"] if socket.has_ipv6 else ["0.0.0.0"]
@@ -478,7 +347,11 @@ def create_server(
     for host in hosts:
         for port in ports:
             try:
-                server = server_class((host, port), handler, **tls)
+                server: DevServer | DevTLSServer
+                if tls:
+                    server = DevTLSServer((host, port), config, context, journal, **tls)
+                else:
+                    server = DevServer((host, port), config, context, journal)
             except OSError as error:
                 if error.errno == errno.EADDRINUSE and port != ports[-1]:
                     continue
@@ -490,7 +363,6 @@ def create_server(
             except (OverflowError, UnicodeError, ValueError) as error:
                 raise ServeError(f"cannot bind {host}:{port}: {error}") from None
             moved = DEFAULT_PORT if config.port is None and port != DEFAULT_PORT else None
-            server.reload_hub = hub  # type: ignore[attr-defined]
             return server, moved
     raise ServeError("no free port found")  # pragma: no cover - the loops return or raise
 
@@ -632,11 +504,7 @@ def raise_fd_limit(wanted: int) -> int:
     return soft
 
 
-def serve(
-    config: ServeConfig,
-    reporter: Reporter,
-    handler_base: type[SimpleHTTPRequestHandler] = SimpleHTTPRequestHandler,
-) -> Summary:
+def serve(config: ServeConfig, reporter: Reporter) -> Summary:
     """Run until SIGINT or SIGTERM, then stop gracefully and return the totals.
 
     On a signal: stop accepting, close idle keep-alive connections, give
@@ -645,8 +513,10 @@ def serve(
     """
     stats = Stats()
     raise_fd_limit(2 * config.max_connections + 256)
-    server, moved = create_server(config, reporter, stats, handler_base)
-    hub: ReloadHub | None = getattr(server, "reload_hub", None)
+    server, moved = create_server(config, reporter, stats)
+    if isinstance(server, LoopHTTPServer):
+        server.drain_grace = SHUTDOWN_GRACE
+    hub = server.context.site.hub
     watcher = None
     stopping = threading.Event()
     hurry = threading.Event()
@@ -654,6 +524,8 @@ def serve(
     def request_stop(signum: int, frame: FrameType | None) -> None:
         if stopping.is_set():
             hurry.set()
+            if isinstance(server, LoopHTTPServer):
+                server.abandon()
             return
         stopping.set()
         threading.Thread(target=server.shutdown, daemon=True).start()

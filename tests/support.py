@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -15,9 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
+
+if TYPE_CHECKING:
+    from devserve.config import ServeConfig
+    from devserve.serving import DevServer, DevTLSServer, Stats
 
 
 @contextlib.contextmanager
@@ -41,6 +46,30 @@ def running_server(
     try:
         yield server
     finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def running_devserve(
+    config: ServeConfig, log: Collector | None = None
+) -> Iterator[tuple[DevServer | DevTLSServer, Collector, Stats]]:
+    """`devserve serve`'s own server for ``config`` (on port 0), running in a thread."""
+    from devserve import serving
+
+    log = log if log is not None else Collector()
+    stats = serving.Stats()
+    server, _ = serving.create_server(dataclasses.replace(config, port=0), log, stats)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server, log, stats
+    finally:
+        hub = server.context.site.hub
+        if hub is not None:
+            hub.close()  # as serve() does: event streams end before the server closes
         server.shutdown()
         server.server_close()
         thread.join(10)
@@ -169,6 +198,12 @@ class Collector:
 
     def __call__(self, item: RequestRecord | LogEvent) -> None:
         self.items.append(item)
+
+    def repeater(self, record: RequestRecord) -> Callable[[float, float], None]:
+        def emit(when: float, duration: float) -> None:
+            self(record._replace(when=when, duration=duration))
+
+        return emit
 
     def ready(self, info: ReadyInfo) -> None:
         pass

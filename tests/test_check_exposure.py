@@ -28,10 +28,11 @@ REPORTED = [
     # -- exposure
     case("DS101", {".env": "API_KEY=abc"}, ".env", show_hidden=True),
     case("DS101", {".env.production": "DB_PASSWORD=x"}, ".env.production", show_hidden=True),
-    case("DS101", {"config.txt": Link(".env"), ".env": "API_KEY=abc"}, "config.txt"),
+    case("DS101", {"config.txt": Link(".env"), ".env": "API_KEY=abc"}, "config.txt",
+         show_hidden=True),
     case("DS102", {".git/HEAD": "ref: refs/heads/main\n"}, ".git/", show_hidden=True),
     case("DS102", {"repo": Link("../project/.git"), "../project/.git/HEAD": "x"}, "repo/",
-         follow_symlinks=True),
+         follow_symlinks=True, show_hidden=True),
     case("DS103", {"certs/server.pem": PRIVATE_PEM}, "certs/server.pem"),
     case("DS103", {"backup/id_ed25519": OPENSSH_KEY}, "backup/id_ed25519"),
     case("DS103", {"tls.key": PRIVATE_PEM}, "tls.key"),
@@ -50,6 +51,10 @@ NOT_REPORTED = [
     case("DS101", {".env": "API_KEY=abc"}),
     case("DS101", {".env.example": "API_KEY="}, show_hidden=True),
     case("DS101", {"env.js": "export default {}"}),
+    # a link to a hidden file is hidden too: the server refuses it without --show-hidden
+    case("DS101", {"config.txt": Link(".env"), ".env": "API_KEY=abc"}),
+    case("DS102", {"repo": Link("../project/.git"), "../project/.git/HEAD": "x"},
+         follow_symlinks=True),
     case("DS102", {".git/HEAD": "ref: refs/heads/main\n"}),
     case("DS102", {"git/HEAD": "x", "github.html": page("")}),
     case("DS103", {"certs/server.pem": CERT_PEM}),
@@ -85,9 +90,14 @@ def test_exposure_says_which_flag_exposes_it(tmp_path: Path) -> None:
 
 def test_a_link_out_of_the_folder_exposes_what_it_leads_to(tmp_path: Path) -> None:
     build(tmp_path, {"site/keys": Link("../home/.ssh"), "home/.ssh/id_rsa": OPENSSH_KEY})
-    findings = run_check(tmp_path / "site", follow_symlinks=True).findings
+    findings = run_check(tmp_path / "site", follow_symlinks=True, show_hidden=True).findings
     assert [f.code for f in findings] == ["DS106", "DS202"]
-    assert findings[0].message == "credential folder (.ssh) served because of --follow-symlinks"
+    assert findings[0].message == (
+        "credential folder (.ssh) served because of --show-hidden and --follow-symlinks"
+    )
+    # Without --show-hidden the server refuses a link that leads to a hidden folder.
+    refused = run_check(tmp_path / "site", follow_symlinks=True).findings
+    assert "DS106" not in [f.code for f in refused]
 
 
 @pytest.mark.parametrize(

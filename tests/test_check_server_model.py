@@ -4,7 +4,7 @@ and with the server's own functions (the gateway, the reload injector) case by c
 from __future__ import annotations
 
 import codecs
-import functools
+import dataclasses
 import http.client
 import os
 from pathlib import Path
@@ -12,12 +12,17 @@ from typing import Any
 
 import pytest
 
-from devserve.check import CheckConfig, decode_page, handler_class
-from devserve.check.server_model import NAVIGATION_ACCEPT, ServerModel
+from devserve.check import CheckConfig, decode_page
+from devserve.check.server_model import NAVIGATION_ACCEPT, ServerModel, _Unheard, serve_config
 from devserve.reload.inject import CannotInject, inject_html
-from devserve.server import ThreadingHTTPServer
 from tests.check_support import SH, File, Link, Tree, build
-from tests.support import port_of, running_server
+from tests.support import port_of, running_devserve
+
+
+def _model_and_config(config: CheckConfig, root: Path) -> tuple[ServerModel, Any]:
+    """The model check builds, and the configuration `devserve serve` would run with."""
+    return ServerModel.for_config(config, str(root)), serve_config(config, str(root))
+
 
 PARITY_TREE: Tree = {
     "index.html": "home",
@@ -94,11 +99,9 @@ def test_resolution_matches_the_real_server(
 ) -> None:
     root = public_tmp / "site"  # scripts run as nobody when the tests run as root
     build(root, PARITY_TREE)
-    handler = handler_class(CheckConfig(directory=root, **options), str(root))
-    resolver = ServerModel(handler, str(root))
-    factory = functools.partial(handler, directory=str(root))
+    resolver, config = _model_and_config(CheckConfig(directory=root, **options), root)
     seen: set[str] = set()
-    with running_server(ThreadingHTTPServer, factory) as server:
+    with running_devserve(config) as (server, _, _):
         for path in PARITY_PATHS:
             for navigation in (True, False):
                 accept = NAVIGATION_ACCEPT if navigation else "*/*"
@@ -123,12 +126,13 @@ def test_resolution_matches_the_real_server(
     "options",
     [{}, {"show_hidden": True, "follow_symlinks": True}, {"spa": True, "listing": False}],
 )
-def test_the_handler_is_the_one_serve_builds(options: dict[str, Any], tmp_path: Path) -> None:
-    handler = handler_class(CheckConfig(directory=tmp_path, **options), str(tmp_path))
-    assert handler.show_hidden == options.get("show_hidden", False)
-    assert handler.follow_symlinks == ("always" if options.get("follow_symlinks") else "inside")
-    assert handler.list_directories == options.get("listing", True)
-    assert handler.spa_fallback == ("index.html" if options.get("spa") else None)
+def test_the_policy_is_the_one_serve_builds(options: dict[str, Any], tmp_path: Path) -> None:
+    model = ServerModel.for_config(CheckConfig(directory=tmp_path, **options), str(tmp_path))
+    policy = model.policy
+    assert policy.show_hidden == options.get("show_hidden", False)
+    assert policy.follow_symlinks == ("always" if options.get("follow_symlinks") else "inside")
+    assert policy.list_directories == options.get("listing", True)
+    assert policy.spa_fallback == ("index.html" if options.get("spa") else None)
 
 
 # ------------------------------------------------ the CGI answers agree with the gateway
@@ -136,34 +140,32 @@ def test_the_handler_is_the_one_serve_builds(options: dict[str, Any], tmp_path: 
 
 @pytest.mark.parametrize(
     ("cgi_dir", "runs_in"),
-    [("/cgi-bin", {"/cgi-bin"}), ("/a/cgi", {"/a/cgi"}), ("/cgi-bin/", None)],
+    [("/cgi-bin", {"/cgi-bin"}), ("/a/cgi", {"/a/cgi"}), ("/cgi-bin/", {"/cgi-bin"})],
 )
 def test_cgi_folders_are_where_the_gateway_runs_scripts(
-    public_tmp: Path, cgi_dir: str, runs_in: set[str] | None
+    public_tmp: Path, cgi_dir: str, runs_in: set[str]
 ) -> None:
-    """``runs_in`` None: whatever the server does (it does not strip the trailing /)."""
+    """A trailing slash names the same folder (it once made scripts be served as text)."""
     root = public_tmp / "site"
     build(root, {"cgi-bin/hello.sh": File(SH, 0o755), "a/cgi/hello.sh": File(SH, 0o755)})
-    handler = handler_class(CheckConfig(directory=root, cgi_directories=(cgi_dir,)), str(root))
-    model = ServerModel(handler, str(root))
+    model, config = _model_and_config(CheckConfig(directory=root, cgi_directories=(cgi_dir,)), root)
     runs: set[str] = set()
-    with running_server(ThreadingHTTPServer, functools.partial(handler, directory=str(root))) as s:
+    with running_devserve(config) as (s, _, _):
         for folder in ("/cgi-bin", "/a/cgi", "/a"):
             status, body = _fetch(port_of(s), f"{folder}/hello.sh", "*/*")
             if status == 200 and body == b"hi\n":
                 runs.add(folder)
     assert {f for f in ("/cgi-bin", "/a/cgi", "/a") if model.is_cgi_folder(f)} == runs
-    if runs_in is not None:
-        assert runs == runs_in
+    assert runs == runs_in
 
 
 def test_the_gateway_refuses_the_scripts_the_model_says(public_tmp: Path) -> None:
     root = public_tmp / "site"
     build(root, {"cgi-bin/on.sh": File(SH, 0o755), "cgi-bin/off.sh": File(SH, 0o644)})
-    handler = handler_class(CheckConfig(directory=root, cgi_directories=("/cgi-bin",)), str(root))
-    model = ServerModel(handler, str(root))
+    check = CheckConfig(directory=root, cgi_directories=("/cgi-bin",))
+    model, config = _model_and_config(check, root)
     refused = set()
-    with running_server(ThreadingHTTPServer, functools.partial(handler, directory=str(root))) as s:
+    with running_devserve(config) as (s, _, _):
         for name in ("on.sh", "off.sh"):
             status, _ = _fetch(port_of(s), f"/cgi-bin/{name}", "*/*")
             assert (status == 403) == model.script_not_executable(str(root / "cgi-bin" / name))
@@ -175,16 +177,20 @@ def test_the_gateway_refuses_the_scripts_the_model_says(public_tmp: Path) -> Non
 PRINT_PATH = "#!/bin/sh\necho 'Content-Type: text/plain'\necho\nprintf '%s' \"$PATH\"\n"
 
 
-@pytest.mark.parametrize("extra_env", [{}, {"PATH": "/usr/bin:/bin:/opt/devserve-test"}])
+@pytest.mark.parametrize("extra_env", [(), (("PATH", "/usr/bin:/bin:/opt/devserve-test"),)])
 def test_scripts_get_the_search_path_the_model_says(
-    public_tmp: Path, monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str]
+    public_tmp: Path, extra_env: tuple[tuple[str, str], ...]
 ) -> None:
     root = public_tmp / "site"
     build(root, {"cgi-bin/path.sh": File(PRINT_PATH, 0o755)})
-    handler = handler_class(CheckConfig(directory=root, cgi_directories=("/cgi-bin",)), str(root))
-    monkeypatch.setattr(handler, "cgi_extra_env", extra_env)  # a class of this test's own
-    model = ServerModel(handler, str(root))
-    with running_server(ThreadingHTTPServer, functools.partial(handler, directory=str(root))) as s:
+    check = CheckConfig(directory=root, cgi_directories=("/cgi-bin",))
+    config = serve_config(check, str(root))
+    assert config.cgi is not None
+    config = dataclasses.replace(config, cgi=dataclasses.replace(config.cgi, env=extra_env))
+    from devserve import serving
+
+    model = ServerModel(serving.handler_context(config, root, _Unheard()))
+    with running_devserve(config) as (s, _, _):
         status, body = _fetch(port_of(s), "/cgi-bin/path.sh", "*/*")
     assert status == 200
     assert body.decode() == model.script_search_path()
@@ -193,23 +199,22 @@ def test_scripts_get_the_search_path_the_model_says(
 @pytest.mark.parametrize(
     ("pass_env", "extra_env", "expected"),
     [
-        (None, {}, os.environ.get("PATH", os.defpath)),
-        (("PATH", "LANG"), {}, os.environ.get("PATH", os.defpath)),
-        (("LANG",), {}, os.defpath),  # none passed: env(1) searches the system default
-        (("LANG",), {"PATH": "/opt/x"}, "/opt/x"),
+        ((), (), os.environ.get("PATH", os.defpath)),  # PATH is always passed
+        (("LANG",), (("PATH", "/opt/x"),), "/opt/x"),
     ],
 )
 def test_search_path_follows_the_gateway_settings(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    pass_env: tuple[str, ...] | None,
-    extra_env: dict[str, str],
+    pass_env: tuple[str, ...],
+    extra_env: tuple[tuple[str, str], ...],
     expected: str,
 ) -> None:
-    handler = handler_class(CheckConfig(directory=tmp_path, cgi_directories=("/c",)), "/srv")
-    monkeypatch.setattr(handler, "cgi_pass_env", pass_env)
-    monkeypatch.setattr(handler, "cgi_extra_env", extra_env)
-    assert ServerModel(handler, "/srv").script_search_path() == expected
+    from devserve import serving
+    from devserve.config import CGIConfig, ServeConfig
+
+    config = ServeConfig(directory=tmp_path, cgi=CGIConfig(env=extra_env, pass_env=pass_env))
+    model = ServerModel(serving.handler_context(config, tmp_path, _Unheard()))
+    assert model.script_search_path() == expected
 
 
 # ------------------------------------------------ live reload, against inject_html itself
@@ -288,5 +293,5 @@ def test_only_html_gets_the_reload_script() -> None:
 )  # fmt: skip
 def test_url_for_is_the_inverse_of_translate_path(tmp_path: Path, name: str) -> None:
     root = str(tmp_path)
-    model = ServerModel(handler_class(CheckConfig(directory=tmp_path), root), root)
+    model = ServerModel.for_config(CheckConfig(directory=tmp_path), root)
     assert model.fs_path(f"/dir/{name}") == os.path.join(root, "dir", name)

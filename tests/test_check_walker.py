@@ -82,11 +82,14 @@ def test_a_directory_link_inside_the_folder_is_walked_once(tmp_path: Path) -> No
         },
     )
     report = run_check(tmp_path)
-    # v2 is checked at its own URL only; .private is served through its alias only
+    # v2 is checked at its own URL only; a link to the hidden .private is refused
+    # like .private itself (the hidden-file rule applies to where a link leads)
     assert sorted((f.code, f.path) for f in report.findings) == [
-        ("DS301", "hidden-alias/index.html"),
+        ("DS201", "hidden-alias"),
         ("DS301", "v2/index.html"),
     ]
+    shown = run_check(tmp_path, show_hidden=True)
+    assert ("DS301", ".private/index.html") in [(f.code, f.path) for f in shown.findings]
 
 
 def test_check_never_prints(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from devserve import __version__, serving
+from devserve import config as settings
 from devserve.cli import COMPLETION_FILES, app, completion_script
 from tests.support import devserve_env, devserve_process, stop_and_read
 
@@ -443,12 +444,12 @@ def test_busy_default_port_moves_to_the_next(tmp_path: Path) -> None:
     try:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         with contextlib.suppress(OSError):  # already taken by someone else: just as busy
-            holder.bind(("127.0.0.1", serving.DEFAULT_PORT))
+            holder.bind(("127.0.0.1", settings.DEFAULT_PORT))
             holder.listen()
         with serve_process(str(tmp_path), "--quiet") as (process, url):
             assert fetch(url)[0] == 200
             port = int(url.rsplit(":", 1)[1].strip("/"))
-            assert serving.DEFAULT_PORT < port < serving.DEFAULT_PORT + serving.PORT_SEARCH
+            assert settings.DEFAULT_PORT < port < settings.DEFAULT_PORT + settings.PORT_SEARCH
             process.send_signal(signal.SIGINT)
             assert process.wait(10) == 0
     finally:

@@ -6,6 +6,7 @@ still answered afterwards, and that threads and file descriptors come back.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -22,8 +23,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devserve import server as ds
-from devserve._loop import EventLoopMixIn
-from tests.support import port_of, raw_exchange, running_server, status_of
+from devserve._loop import LoopHTTPServer
+from devserve.config import ServeConfig
+from devserve.events import LogEvent, RequestRecord
+from tests.support import (
+    Collector,
+    port_of,
+    raw_exchange,
+    running_devserve,
+    running_server,
+    status_of,
+)
 
 ERRORS: list[str] = []
 
@@ -41,20 +51,33 @@ class Limited(ds.ThreadingHTTPServer):
     max_connections: ClassVar[int | None] = 8  # type: ignore[misc]
 
 
-class LimitedLoop(EventLoopMixIn, Limited):
-    """The same limits with `devserve serve`'s event loop in front (devserve._loop)."""
+class ErrorLog(Collector):
+    """`devserve serve`'s reporter for these tests: its error lines go to ERRORS."""
+
+    def __call__(self, item: RequestRecord | LogEvent) -> None:
+        if isinstance(item, LogEvent):
+            ERRORS.append(item.message)
 
 
-class QuietReplayed(ds.SimpleHTTPRequestHandler):
-    """Quiet, declared replay-safe: the loop also answers repeat small-file requests."""
-
-    _replay_safe = True
-    protocol_version = "HTTP/1.1"
-    log_message = Quiet.log_message
+# Every bad-client test runs against the plain threaded server (the documented
+# classes) and `devserve serve`'s own server, whose event loop answers static files.
+KINDS = ("loop", "threads")
 
 
-# Every bad-client test runs against the plain threaded server and the event loop.
-SERVERS = {"threads": (Limited, Quiet), "loop": (LimitedLoop, QuietReplayed)}
+@contextlib.contextmanager
+def serving_kind(kind: str, root: Path) -> Iterator[ds.ThreadingHTTPServer]:
+    """The server of ``kind`` with the same limits, serving ``root``, running."""
+    if kind == "threads":
+        with running_server(Limited, Quiet, directory=str(root)) as srv:
+            assert isinstance(srv, ds.ThreadingHTTPServer)
+            yield srv
+        return
+    config = ServeConfig(
+        directory=root, request_timeout=0.5, idle_timeout=0.5, max_connections=8, quiet=True
+    )
+    with running_devserve(config, ErrorLog()) as (srv, _, _):
+        assert isinstance(srv, LoopHTTPServer)
+        yield srv
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +99,7 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -84,13 +107,10 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def server(root: Path, kind: str) -> Iterator[ds.ThreadingHTTPServer]:
     ERRORS.clear()
-    server_class, handler = SERVERS[kind]
-    with running_server(server_class, handler, directory=str(root)) as srv:
-        assert isinstance(srv, ds.ThreadingHTTPServer)
-        assert normal_request_works(port_of(srv))  # the loop now replays /small.txt
-        if kind == "loop":
-            assert normal_request_works(port_of(srv))
-            assert isinstance(srv, EventLoopMixIn) and srv.replay_count == 1
+    with serving_kind(kind, root) as srv:
+        assert normal_request_works(port_of(srv))
+        if isinstance(srv, LoopHTTPServer):
+            assert srv.answered_in_loop == 1  # static files are the loop's to answer
         yield srv
 
 
@@ -223,7 +243,7 @@ def test_served_directory_removed(tmp_path: Path) -> None:
 def test_threads_and_descriptors_return_to_baseline(root: Path, kind: str) -> None:
     fds_before = len(os.listdir("/proc/self/fd"))
     threads_before = threading.active_count()
-    with running_server(*SERVERS[kind], directory=str(root)) as srv:
+    with serving_kind(kind, root) as srv:
         port = port_of(srv)
         for _ in range(20):
             normal_request_works(port)
@@ -264,15 +284,17 @@ def requests(draw: st.DrawFn) -> bytes:
     return line + b"\r\n" + b"\r\n".join(headers) + b"\r\n" + end + body
 
 
-@pytest.fixture(scope="module", params=sorted(SERVERS))
+@pytest.fixture(scope="module", params=KINDS)
 def fuzz_target(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[int]:
     site = tmp_path_factory.mktemp("fuzz")
     (site / "small.txt").write_text("small")
     (site / "big.bin").write_bytes(b"b" * 100_000)
-    with running_server(*SERVERS[request.param], directory=str(site)) as srv:
-        assert normal_request_works(port_of(srv))  # starts the deadline reaper thread
+    with serving_kind(str(request.param), site) as srv:
+        assert normal_request_works(port_of(srv))
+        # A request only a thread answers starts the deadline reaper thread (part of the baseline).
+        assert status_of(raw_exchange(port_of(srv), b"POST /small.txt HTTP/1.0\r\n\r\n")) == 501
         yield port_of(srv)
 
 

@@ -28,6 +28,12 @@ that matter here (so a failure on another interpreter is not necessarily our bug
   those cases the baseline is the stdlib handler with ``default_request_version =
   "HTTP/1.1"`` (what CPython's own tests use), which sends the same body with a head.
 
+Where Python 3.15 changed a behaviour, devserve follows 3.15 and the case is tested
+on its own instead of here: an encoded slash (``%2f``) ending a directory's path is a
+trailing slash, and a listing's title leaves out the query (tests/test_static.py).
+Header lines are read strictly (RFC 9112): a line without a colon is a 400 and an
+obs-fold becomes one space (tests/test_protocol.py, tests/test_hardening.py).
+
 Deliberately *not* compared here (see tests/test_traversal.py): ``%00`` in a path and
 undecodable surrogates (the stdlib raises ``ValueError`` and drops the connection
 without a reply -- a stdlib bug we do not copy) and symlinks leaving the root.
@@ -465,16 +471,12 @@ SIMPLE_CASES: list[Req] = [
     Req(id="invalid escape %zz", target="/%zz", expect=404),
     Req(id="truncated escape %2", target="/notes.txt%2", expect=404),
     Req(id="invalid UTF-8 escape", target="/%ff%fe.txt", expect=404),
-    Req(id="encoded slash after file", target="/notes.txt%2f"),
-    Req(id="encoded slash after dir", target="/sub_no_index%2F", expect=301),
     # directories, redirects and listings
     Req(id="root listing", target="/"),
     Req(id="HEAD root listing", method="HEAD", target="/"),
     Req(id="listing with trailing slash", target="/sub_no_index/"),
     Req(id="listing of empty dir", target="/sub_no_index/empty_dir/"),
     Req(id="listing of dir with space", target="/dir%20with%20space/"),
-    Req(id="listing title keeps query", target="/sub_no_index/?q=1&r=%3Cb%3E"),
-    Req(id="listing title escapes markup", target="/?x=<script>alert(1)</script>"),
     Req(id="dir without slash redirects", target="/sub_no_index", expect=301),
     Req(id="HEAD dir without slash", method="HEAD", target="/sub_no_index", expect=301),
     Req(id="redirect keeps query string", target="/sub_no_index?x=1&y=%20", expect=301),
@@ -579,7 +581,6 @@ SIMPLE_CASES: list[Req] = [
     raw("bare LF line ends", b"GET /notes.txt HTTP/1.0\n\n", 200),
     raw("extra spaces", b"GET   /notes.txt   HTTP/1.0   \r\n\r\n", 200),
     raw("tabs as separators", b"GET\t/notes.txt\tHTTP/1.0\r\n\r\n", 200),
-    raw("header line without colon", b"GET /notes.txt HTTP/1.0\r\nNoColonHere\r\n\r\n", 200),
     # http.client counts the terminating blank line against its 100-line limit
     raw("99 headers accepted", n_headers(99), 200),
     # malformed request lines (DELIBERATE_STATUS_LINE)
@@ -984,7 +985,6 @@ BASE_CASES: list[Req] = [
     raw("echo odd whitespace", b"GET   /echo\t HTTP/1.0  \r\n\r\n", 200),
     raw("echo bare LF", b"GET /echo HTTP/1.0\nHost: lf.test\n\n", 200),
     raw("echo HTTP/0.9", b"GET /echo\r\n", None),
-    raw("echo folded header", b"GET /echo HTTP/1.0\r\nHost: a\r\n b\r\n\r\n", 200),
     Req(id="echo via http.client", target="/echo/%7Euser?a=%20"),
     Req(id="POST echo", method="POST", target="/post", body=b"hello\x00world\r\n"),
     raw("raw POST echo", b"POST /p HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello", 200),

@@ -16,17 +16,19 @@ from devserve._mime import guess_type
 from devserve._paths import symlink_allowed, url_to_fs_path
 from devserve._protocol import (
     ByteRange,
+    Framing,
     ProtocolError,
     Unsatisfiable,
     build_message,
+    check_framing,
     check_header_field,
     etag_matches,
     http_date,
+    parse_field_lines,
     parse_http_date,
     parse_ranges,
     parse_request_line,
     scrub_control_chars,
-    split_header_lines,
 )
 
 
@@ -35,7 +37,7 @@ from devserve._protocol import (
     [
         ("GET / HTTP/1.1", ("GET", "/", "HTTP/1.1", (1, 1))),
         ("GET /a?b=c HTTP/1.0", ("GET", "/a?b=c", "HTTP/1.0", (1, 0))),
-        ("GET /", ("GET", "/", "HTTP/0.9", (0, 9))),
+        ("GET /", ("GET", "/", "", (0, 9))),
         ("PUT  /x   HTTP/1.1", ("PUT", "/x", "HTTP/1.1", (1, 1))),
         ("GET //evil.example/x HTTP/1.1", ("GET", "/evil.example/x", "HTTP/1.1", (1, 1))),
         ("SPAM /x HTTP/1.1", ("SPAM", "/x", "HTTP/1.1", (1, 1))),
@@ -80,13 +82,12 @@ def test_blank_request_line_means_no_request() -> None:
         [b"X-Trailing:  value with spaces  \r\n"],
         [b"Empty:\r\n", b"Lf-Only: yes\n"],
         [b"Dup: 1\r\n", b"dup: 2\r\n"],
+        [b"Latin: caf\xe9\r\n", b"Tab:\tx\ty\r\n"],
     ],
 )
-def test_fast_header_path_matches_http_client(lines: list[bytes]) -> None:
-    """The fast path builds the same message the documented parser builds."""
-    fields = split_header_lines(lines)
-    assert fields is not None
-    fast = build_message(http.client.HTTPMessage, fields)
+def test_field_lines_read_as_http_client_reads_them(lines: list[bytes]) -> None:
+    """Well-formed lines build the same message the documented parser builds."""
+    fast = build_message(http.client.HTTPMessage, parse_field_lines(lines))
     text = b"".join([*lines, b"\r\n"]).decode("iso-8859-1")
     slow = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
     assert fast.items() == slow.items()
@@ -94,19 +95,87 @@ def test_fast_header_path_matches_http_client(lines: list[bytes]) -> None:
     assert isinstance(fast, http.client.HTTPMessage)
 
 
+def test_an_obs_fold_joins_its_line_with_one_space() -> None:
+    fields = parse_field_lines([b"X-Long: first  \r\n", b" \t second\r\n", b"Host: h\r\n"])
+    assert fields == [("X-Long", "first second"), ("Host", "h")]
+
+
 @pytest.mark.parametrize(
     "line",
     [
-        b" folded continuation\r\n",
+        b" folded continuation with nothing before it\r\n",
         b"No colon here\r\n",
         b"Bad Name: x\r\n",
+        b"Space-Before-Colon : x\r\n",
+        b"Tab-Before-Colon\t: x\r\n",
         b"X: a\rb\r\n",
+        b"X: a\x00b\r\n",
+        b"X: bell\x07\r\n",
+        b"X: del\x7f\r\n",
         b"From someone\r\n",
         b"N\xe4me: x\r\n",
+        b": no name\r\n",
     ],
 )
-def test_odd_header_lines_go_to_the_full_parser(line: bytes) -> None:
-    assert split_header_lines([b"Host: x\r\n", line]) is None
+def test_malformed_field_lines_are_a_bad_request(line: bytes) -> None:
+    lines = [line] if line.startswith(b" ") else [b"Host: x\r\n", line]
+    with pytest.raises(ProtocolError) as caught:
+        parse_field_lines(lines)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("fields", "version", "expected"),
+    [
+        ([("Host", "x")], (1, 1), Framing(None, False, False)),
+        ([("Content-Length", "0")], (1, 1), Framing(0, False, False)),
+        ([("Content-Length", " 42 ")], (1, 1), Framing(42, False, False)),
+        ([("Content-Length", "5"), ("content-length", "5")], (1, 1), Framing(5, False, False)),
+        ([("Content-Length", "5, 5")], (1, 1), Framing(5, False, False)),
+        ([("Transfer-Encoding", "chunked")], (1, 1), Framing(None, True, False)),
+        ([("Transfer-Encoding", "gzip, Chunked")], (1, 1), Framing(None, True, False)),
+        # Transfer-Encoding wins over Content-Length, and the connection closes after.
+        (
+            [("Content-Length", "3"), ("Transfer-Encoding", "chunked")],
+            (1, 1),
+            Framing(None, True, True),
+        ),
+        # Chunked in HTTP/1.0 cannot be trusted by a 1.0 recipient: close after.
+        ([("Transfer-Encoding", "chunked")], (1, 0), Framing(None, True, True)),
+        ([("Range", "bytes=0-99")], (1, 1), Framing(None, False, False)),
+    ],
+)
+def test_framing_is_decided_from_the_fields(
+    fields: list[tuple[str, str]], version: tuple[int, int], expected: Framing
+) -> None:
+    assert check_framing(fields, version) == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("Content-Length", "5"), ("Content-Length", "6")],
+        [("Content-Length", "5, 6")],
+        [("Content-Length", "-1")],
+        [("Content-Length", "+5")],
+        [("Content-Length", "0x10")],
+        [("Content-Length", "")],
+        [("Content-Length", "\uff15")],  # a fullwidth digit 5
+        [("Content-Length", "\u0665")],  # an Arabic-Indic digit 5
+        [("Content-Length", "9" * 19)],
+        [("Content-Length", "1" * 5000)],
+        [("Transfer-Encoding", "gzip")],
+        [("Transfer-Encoding", "chunked, gzip")],
+        [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "identity")],
+        [("Range", "bytes=\uff10-\uff19")],
+        [("Range", "bytes=0-" + "9" * 19)],
+        [("Range", "bytes=" + "1" * 5000 + "-")],
+    ],
+)
+def test_unusable_framing_is_a_bad_request(fields: list[tuple[str, str]]) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        check_framing(fields, (1, 1))
+    assert caught.value.status == 400
 
 
 @pytest.mark.parametrize(
@@ -312,8 +381,9 @@ def test_listing_escapes_and_sorts() -> None:
         Entry("A dir", True, False),
         Entry("link", False, True),
     ]
-    page = render_listing("/some%20path/?q=<b>", entries, "utf-8").decode()
-    assert "<title>Directory listing for /some path/?q=&lt;b&gt;</title>" in page
+    page = render_listing("/some%20path/<i>/?q=<b>#frag", entries, "utf-8").decode()
+    # Python 3.15: the title shows the path without the query or the fragment.
+    assert "<title>Directory listing for /some path/&lt;i&gt;/</title>" in page
     assert page.index("A dir/") < page.index("b&lt;x&gt;.txt") < page.index("link@")
     assert '<a href="A%20dir/">A dir/</a>' in page
     assert '<a href="b%3Cx%3E.txt">b&lt;x&gt;.txt</a>' in page

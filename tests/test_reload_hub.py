@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from devserve.reload.handler import reloading
+from devserve import serving
+from devserve.config import ReloadConfig, ServeConfig
+from devserve.reload.handler import ReloadingHandler
 from devserve.reload.hub import HubClosed, ReloadHub, sse_message
-from devserve.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from tests.support import port_of, running_server
+from devserve.server import ThreadingHTTPServer
+from tests.support import Collector, port_of
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -26,6 +28,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return condition()
         time.sleep(0.01)
     return True
+
+
+def _handler_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
 
 
 def messages(data: bytes) -> list[dict[str, object]]:
@@ -96,14 +102,25 @@ def hub() -> ReloadHub:
 
 
 @pytest.fixture
-def server(tmp_path: Path, hub: ReloadHub) -> Iterator[ThreadingHTTPServer]:
+def server(
+    tmp_path: Path, hub: ReloadHub, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ThreadingHTTPServer]:
+    """`devserve serve --reload`'s server, built around this test's hub."""
     (tmp_path / "page.html").write_text("<body>page</body>")
-    handler = reloading(SimpleHTTPRequestHandler, hub, lambda key, message: None, heartbeat=0.2)
-    handler.protocol_version = "HTTP/1.1"
-    with running_server(ThreadingHTTPServer, handler, str(tmp_path)) as running:
-        assert isinstance(running, ThreadingHTTPServer)
+    monkeypatch.setattr(ReloadingHandler, "reload_heartbeat", 0.2)
+    config = ServeConfig(directory=tmp_path, port=0, reload=ReloadConfig(), quiet=True)
+    journal = serving.ServerJournal(serving.Stats(), Collector(), quiet=True)
+    context = serving.handler_context(config, tmp_path, journal, hub)
+    running = serving.DevServer(("127.0.0.1", 0), config, context, journal)
+    thread = threading.Thread(target=running.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
         yield running
+    finally:
         hub.close()  # as serve() does: streams end before the server closes
+        running.shutdown()
+        running.server_close()
+        thread.join(10)
 
 
 class Stream:
@@ -166,6 +183,13 @@ def test_stream_over_a_raw_socket(server: ThreadingHTTPServer, hub: ReloadHub) -
 def test_disconnects_free_subscriptions_and_threads(
     server: ThreadingHTTPServer, hub: ReloadHub
 ) -> None:
+    first = Stream(port_of(server))  # starts the server's deadline reaper, part of the baseline
+    first.read_until(b'"seq":0}\n\n')
+    first.close()
+    assert wait_for(lambda: hub.subscriber_count == 0)
+    assert any(thread.name == "devserve-reaper" for thread in threading.enumerate())
+    # the first stream's handler thread ends once its client is gone
+    assert wait_for(lambda: not _handler_threads())
     baseline = threading.active_count()
     streams = [Stream(port_of(server)) for _ in range(40)]
     for stream in streams:

@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from devserve import serving
 from devserve.cli import app
-from devserve.reload import handler as reload_handler
+from devserve.reload import inject as reload_inject
 from devserve.reload.hub import ReloadHub
 from tests.support import Collector
 
@@ -80,7 +80,7 @@ def running(config: serving.ServeConfig) -> Iterator[Running]:
     server, _ = serving.create_server(replace(config, port=0), log, serving.Stats())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
-    hub = getattr(server, "reload_hub", None)
+    hub = server.context.site.hub
     try:
         yield Running(int(server.server_address[1]), hub, log)
     finally:
@@ -187,9 +187,7 @@ def test_keep_alive_responses_do_not_inherit_each_others_headers(live: Running) 
         response = connection.getresponse()
         response.read()
         seen.append((response.getheader("Cache-Control"), response.getheader("ETag") is None))
-        if response.status == 404:
-            connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
-    connection.close()
+    connection.close()  # a 404 keeps the connection open too
     assert seen == [
         ("no-store", True),
         ("no-cache", False),
@@ -241,7 +239,7 @@ def test_a_page_that_cannot_be_injected_is_said_once(live: Running) -> None:
 def test_pages_too_large_to_inject_are_served_as_they_are(
     live: Running, site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reload_handler, "MAX_INJECT_SIZE", 1 << 20)
+    monkeypatch.setattr(reload_inject, "MAX_INJECT_SIZE", 1 << 20)
     big = b"<body>" + b"x" * (1 << 20) + b"</body>"
     (site / "big.html").write_bytes(big)
     reply = live.get("/big.html", **{"Sec-Fetch-Dest": "document"})

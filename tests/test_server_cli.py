@@ -48,10 +48,6 @@ ADDED_IN = {
 }
 #: Python 3.14's message for --tls-key and --tls-password-file without --tls-cert.
 NEEDS_CERT = "requires --tls-cert to be set"
-NEEDS_EXTRA_HEADERS = pytest.mark.xfail(reason="needs extra_response_headers (lead)", strict=True)
-NEEDS_DEFAULT_CONTENT_TYPE = pytest.mark.xfail(
-    reason="needs default_content_type (lead)", strict=True
-)
 
 
 def _env() -> dict[str, str]:
@@ -282,7 +278,6 @@ def test_headers_that_cannot_be_sent_are_usage_errors(args: list[str], fragment:
     assert f"error: argument {fragment}" in result.stderr
 
 
-@NEEDS_EXTRA_HEADERS
 def test_header_option_adds_headers_to_successful_responses(site: Path) -> None:
     args = ["-H", "X-One", "1", "-H", "Set-Cookie", "a=1", "-H", "Set-Cookie", "b=2"]
     with serving(OURS, "-d", str(site), *args, "-H", "Content-Type", "text/evil") as served:
@@ -298,7 +293,6 @@ def test_header_option_adds_headers_to_successful_responses(site: Path) -> None:
         assert response.getheader("X-One") is None
 
 
-@NEEDS_DEFAULT_CONTENT_TYPE
 def test_content_type_option_is_sent_when_none_can_be_guessed(site: Path) -> None:
     with serving(OURS, "-d", str(site), "--content-type", "text/plain; charset=utf-8") as served:
         response, _ = served.request("/blob")

@@ -49,7 +49,7 @@ from devserve.check.report import (
     parse_ignore,
 )
 from devserve.check.rules import CODES, RULES, SEVERITIES, Rule, Severity
-from devserve.check.server_model import handler_class, read_watch_limit
+from devserve.check.server_model import read_watch_limit, server_context
 from devserve.check.walker import check, name_problems
 
 __all__ = [
@@ -69,12 +69,12 @@ __all__ = [
     "css_references",
     "decode_page",
     "display",
-    "handler_class",
     "join_url",
     "name_problems",
     "parse_ignore",
     "read_watch_limit",
     "remove_dot_segments",
     "secret_kind",
+    "server_context",
     "srcset_urls",
 ]

@@ -1,55 +1,45 @@
-"""Live reload in the request handler: the reserved endpoints and the injected pages.
+"""Live reload in devserve's threaded handler: the event stream and CGI pages.
 
-`reloading(base, hub, notice)` returns ``base`` with live reload mixed in; the
-server only uses it with ``--reload``, so without it no response changes.
+Pages served from files (and listings and error pages) get the script from the
+site (`devserve._site`), wherever they are answered. What needs a thread is
+here: the event stream each page listens on, and HTML a CGI script writes,
+which gets the script streamed into it.
 
 Invariants:
-- An injected page is never cached and never partial: it goes out as a 200
-  with its own Content-Length, ``Cache-Control: no-store``, and no ETag,
-  Last-Modified or Accept-Ranges; conditional and Range headers are ignored for
-  it. (A cached page would carry an old change count and reload for ever.)
-- The change count a page carries is read before its file is opened, so a
-  change the page might miss always makes it reload.
+- An injected page is never cached and never partial: it goes out with
+  ``Cache-Control: no-store`` and no ETag or Last-Modified of the script's.
+- The change count a page carries is read when its request arrives, before the
+  script runs, so a change the page might miss always makes it reload.
 - Only navigations get the script (``Sec-Fetch-Dest`` document, frame or absent):
   HTML fetched by a script (htmx, fetch) is served as it is.
-- Requests under `RESERVED_PREFIX` never reach the filesystem.
+- Requests under `RESERVED_PREFIX` never reach the filesystem or a script.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import IO, TYPE_CHECKING, ClassVar, cast
+from typing import IO, TYPE_CHECKING, cast
 
+from devserve._handler_dev import DevCGIHandler, DevHandler
 from devserve._protocol import MAX_LINE
 from devserve.reload import sse
 from devserve.reload.hub import HubClosed, ReloadHub
 from devserve.reload.inject import (
     EVENTS_PATH,
-    MAX_INJECT_SIZE,
-    RESERVED_PREFIX,
-    WORKER_PATH,
-    WORKER_SCRIPT,
-    CannotInject,
     StreamInjector,
     charset_of,
-    inject_html,
     reload_snippet,
     root_prefix,
     should_inject,
     snippet_bytes,
 )
-from devserve.server import CGIHTTPRequestHandler, SimpleHTTPRequestHandler
 
 if TYPE_CHECKING:
     import threading
-
-    from devserve._handler_base import Body
-    from devserve._io import OpenFile
 
 # Sec-Fetch-Dest values of a page being displayed (absent: an older or non-browser client).
 _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
@@ -59,95 +49,38 @@ _DROPPED_FOR_INJECTION = frozenset(
 )
 
 
-class ReloadingHandler(SimpleHTTPRequestHandler):
-    """SimpleHTTPRequestHandler with the live-reload endpoints and script injection."""
+class ReloadingHandler(DevHandler):
+    """`DevHandler` with the live-reload event stream."""
 
-    reload_hub: ClassVar[ReloadHub]
-    # (key, message): log ``message`` the first time ``key`` is seen.
-    reload_notice: Callable[[str, str], None]
-    reload_heartbeat: ClassVar[float] = sse.HEARTBEAT
+    _site_safe = True
+    # Seconds between heartbeats on an idle event stream.
+    reload_heartbeat = sse.HEARTBEAT
 
-    # Per request (reset in handle_one_request).
-    _seq_at_start = 0
-    _injected = False
-    _not_injected = ""  # why a page was served without the script
-    _sent_type = ""
-    _uncacheable = False  # the response must not be stored: Cache-Control: no-store
-    _unlogged = False  # plumbing the request log leaves out when it succeeds
-
-    def handle_one_request(self) -> None:
-        self._injected = False
-        self._not_injected = ""
-        self._sent_type = ""
-        self._uncacheable = False
-        self._unlogged = False
-        super().handle_one_request()
-        status = self._status
-        if status is None or not 200 <= status < 300 or self._injected or not self.command:
-            return
-        if self.headers.get("Sec-Fetch-Dest") == "document":
-            path = urllib.parse.urlsplit(self.path).path
-            why = self._not_injected or f"not HTML: {self._sent_type or 'no Content-Type'}"
-            self.reload_notice(
-                f"not-injected {path}",
-                f"live reload: {path} has no reload script ({why}); it will not refresh by itself",
-            )
-
-    def parse_request(self) -> bool:
-        """Keeps the documented contract; also notes the change count as the request arrives."""
-        parsed = super().parse_request()
-        self._seq_at_start = self.reload_hub.seq
-        return parsed
-
-    def send_header(self, keyword: str, value: object) -> None:
-        """Keeps the documented contract; remembers the Content-Type for the log."""
-        if keyword.lower() == "content-type":
-            self._sent_type = str(value)
-        super().send_header(keyword, value)
-
-    def end_headers(self) -> None:
-        """Keeps the documented contract; an uncacheable response says ``no-store``."""
-        if self._uncacheable and self._status is not None and self._status >= 200:
-            self.send_header("Cache-Control", "no-store")
-        super().end_headers()
+    @property
+    def reload_hub(self) -> ReloadHub:
+        hub = self.context.site.hub
+        assert hub is not None
+        return hub
 
     def do_GET(self) -> None:
-        """Serve a GET (documented), or a live-reload endpoint under the reserved prefix."""
-        if self.path.startswith(RESERVED_PREFIX):
-            self._serve_reserved()
+        """Serve a GET (documented), or the live-reload event stream."""
+        if self.path.partition("?")[0] == EVENTS_PATH:
+            self._serve_events()
         else:
             super().do_GET()
 
     def do_HEAD(self) -> None:
-        """Serve a HEAD (documented), or a live-reload endpoint under the reserved prefix."""
-        if self.path.startswith(RESERVED_PREFIX):
-            self._serve_reserved()
+        """Serve a HEAD (documented), or the live-reload event stream's head."""
+        if self.path.partition("?")[0] == EVENTS_PATH:
+            self._serve_events()
         else:
             super().do_HEAD()
 
-    # -------------------------------------------------------------- endpoints
-
-    def _serve_reserved(self) -> None:
-        self.answered_by = "reload"
-        self._discard_body()  # as send_head does: a body sent with GET is not the next request
-        path = self.path.partition("?")[0]
-        if path == EVENTS_PATH:
-            self._unlogged = True
-            self._serve_events()
-        elif path == WORKER_PATH:
-            self._unlogged = True
-            self._uncacheable = True
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "text/javascript; charset=utf-8")
-            self.send_header("Content-Length", str(len(WORKER_SCRIPT)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(WORKER_SCRIPT)
-        else:
-            self.send_error(HTTPStatus.NOT_FOUND, "Not a live reload endpoint")
-
     def _serve_events(self) -> None:
         """The event stream: hello, then one message per change, until either side ends."""
+        self.answered_by = "reload"
+        self._unlogged = True
+        self._discard_body()  # a body sent with GET is not the next request
         hub = self.reload_hub
         try:
             subscription = hub.subscribe()
@@ -168,95 +101,6 @@ class ReloadingHandler(SimpleHTTPRequestHandler):
                 sse.stream(subscription, self.connection, self.wfile.write, self.reload_heartbeat)
             except (OSError, ValueError):
                 pass  # the browser went away (or stalled): its stream simply ends
-
-    # -------------------------------------------------------------- injection
-
-    def _wants_script(self) -> bool:
-        """Whether this request displays a page (and so should get the script)."""
-        headers = getattr(self, "headers", None)
-        if headers is None:
-            return False
-        destination = headers.get("Sec-Fetch-Dest")
-        return destination is None or destination in _PAGE_DESTINATIONS
-
-    def _snippet(self) -> str:
-        hub = self.reload_hub
-        return reload_snippet(root_prefix(self.path), hub.server_id, self._seq_at_start)
-
-    def _send_page(self, body: bytes, ctype: str) -> Body:
-        """Send an HTML page with the script in it (never cached, never partial)."""
-        try:
-            body = inject_html(body, self._snippet(), charset_of(ctype))
-            self._injected = True
-        except CannotInject as error:
-            self._not_injected = str(error)
-        self._uncacheable = True
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self._send_extra_headers()
-        self.end_headers()
-        return io.BytesIO(body)
-
-    def _send_file_head(self, f: OpenFile, fs: os.stat_result, ctype: str) -> Body | None:
-        if not should_inject(ctype) or not self._wants_script():
-            return super()._send_file_head(f, fs, ctype)
-        if fs.st_size > MAX_INJECT_SIZE:
-            self._not_injected = f"larger than {MAX_INJECT_SIZE >> 20} MiB"
-            return super()._send_file_head(f, fs, ctype)
-        try:
-            body = f.readall()
-        finally:
-            f.close()
-        return self._send_page(body, ctype)
-
-    def list_directory(self, path: str | os.PathLike[str]) -> Body | None:
-        """Keeps the documented contract; the listing page gets the script too."""
-        if not self._wants_script():
-            return super().list_directory(path)
-        # The documented method sends its own headers, so the page is sent here.
-        listing = self._listing_page(path)
-        if listing is None:
-            return None
-        body, encoding = listing
-        return self._send_page(body, f"text/html; charset={encoding}")
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Keeps the documented contract; a page-loading GET's error page gets the script.
-
-        So a page that was deleted while on screen comes back when it is re-created.
-        """
-        if code < 400 or self.command != "GET" or not self._wants_script():
-            super().send_error(code, message, explain)
-            return
-        template = type(self).error_message_format
-        snippet = self._snippet().replace("%", "%%")
-        self.error_message_format = inject_html(template.encode(), snippet).decode()
-        self._injected = self._uncacheable = True
-        try:
-            super().send_error(code, message, explain)
-        finally:
-            del self.error_message_format
-
-    # -------------------------------------------------------------- CGI replies
-
-    def script_snippet(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
-        """The snippet to stream into a script's reply with these headers, or None."""
-        fields = {name.lower(): value.decode("latin-1").strip() for name, value in headers}
-        if not self._wants_script() or not should_inject(fields.get(b"content-type")):
-            return None
-        if not should_inject(fields[b"content-type"], fields.get(b"content-encoding")):
-            self._not_injected = f"compressed ({fields[b'content-encoding']})"
-            return None
-        status = fields.get(b"status", "200")[:3]
-        if status in ("204", "304"):
-            return None
-        snippet = snippet_bytes(self._snippet(), charset_of(fields[b"content-type"]))
-        if snippet is None:
-            self._not_injected = f"streamed in {charset_of(fields[b'content-type'])}"
-            return None
-        self._injected = self._uncacheable = True
-        return snippet
 
 
 class ScriptOutput:
@@ -327,8 +171,70 @@ class ScriptOutput:
         self._stdout.close()
 
 
-class ReloadingCGIHandler(ReloadingHandler, CGIHTTPRequestHandler):
-    """CGIHTTPRequestHandler with live reload: script replies that are HTML get the script."""
+class ReloadingCGIHandler(ReloadingHandler, DevCGIHandler):
+    """`DevCGIHandler` with live reload: HTML a script writes gets the script streamed in."""
+
+    _site_safe = True
+    # Per request (reset in handle_one_request).
+    _seq_at_start = 0
+    _injected = False
+    _not_injected = ""  # why a page was served without the script
+    _sent_type = ""
+
+    def handle_one_request(self) -> None:
+        self._injected = False
+        self._not_injected = ""
+        self._sent_type = ""
+        super().handle_one_request()
+        status = self._status
+        if status is None or not 200 <= status < 300 or self._injected:
+            return
+        if self.answered_by == "cgi" and self.headers.get("Sec-Fetch-Dest") == "document":
+            path = urllib.parse.urlsplit(self.path).path
+            why = self._not_injected or f"not HTML: {self._sent_type or 'no Content-Type'}"
+            site = self.context.site
+            if site.notice is not None:
+                site.notice(
+                    f"not-injected {path}",
+                    f"live reload: {path} has no reload script ({why}); "
+                    "it will not refresh by itself",
+                )
+
+    def parse_request(self) -> bool:
+        """Keeps the documented contract; also notes the change count as the request arrives."""
+        parsed = super().parse_request()
+        self._seq_at_start = self.reload_hub.seq
+        return parsed
+
+    def send_header(self, keyword: str, value: object) -> None:
+        """Keeps the documented contract; remembers the Content-Type for the log."""
+        if keyword.lower() == "content-type":
+            self._sent_type = str(value)
+        super().send_header(keyword, value)
+
+    def _wants_script(self) -> bool:
+        destination = self.headers.get("Sec-Fetch-Dest")
+        return destination is None or destination in _PAGE_DESTINATIONS
+
+    def script_snippet(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        """The snippet to stream into a script's reply with these headers, or None."""
+        fields = {name.lower(): value.decode("latin-1").strip() for name, value in headers}
+        if not self._wants_script() or not should_inject(fields.get(b"content-type")):
+            return None
+        if not should_inject(fields[b"content-type"], fields.get(b"content-encoding")):
+            self._not_injected = f"compressed ({fields[b'content-encoding']})"
+            return None
+        status = fields.get(b"status", "200")[:3]
+        if status in ("204", "304"):
+            return None
+        hub = self.reload_hub
+        snippet_text = reload_snippet(root_prefix(self.path), hub.server_id, self._seq_at_start)
+        snippet = snippet_bytes(snippet_text, charset_of(fields[b"content-type"]))
+        if snippet is None:
+            self._not_injected = f"streamed in {charset_of(fields[b'content-type'])}"
+            return None
+        self._injected = self._uncacheable = True
+        return snippet
 
     def _relay_reply(self, stdout: IO[bytes], timed_out: threading.Event) -> str | None:
         output = ScriptOutput(stdout, self.script_snippet)
@@ -337,19 +243,3 @@ class ReloadingCGIHandler(ReloadingHandler, CGIHTTPRequestHandler):
     def _relay_raw(self, stdout: IO[bytes]) -> None:
         self._not_injected = "an nph- script writes its own response"
         super()._relay_raw(stdout)
-
-
-def reloading(
-    base: type[SimpleHTTPRequestHandler],
-    hub: ReloadHub,
-    notice: Callable[[str, str], None],
-    heartbeat: float = sse.HEARTBEAT,
-) -> type[SimpleHTTPRequestHandler]:
-    """``base`` with live reload, telling ``hub``'s browsers; ``notice`` logs once per key."""
-    mixin = ReloadingCGIHandler if issubclass(base, CGIHTTPRequestHandler) else ReloadingHandler
-    attributes = {
-        "reload_hub": hub,
-        "reload_notice": staticmethod(notice),
-        "reload_heartbeat": heartbeat,
-    }
-    return type(f"Reloading{base.__name__}", (mixin, base), attributes)

@@ -1,0 +1,240 @@
+"""The handlers `devserve serve` and `devserve cgi` run in threads.
+
+They are the documented handlers, answering static requests through the
+server's `Site` (exactly as the event loop answers them), reporting every
+request to the server's `Journal`, and adding the configured headers to every
+response. Their settings come from the frozen `HandlerContext` the server holds,
+not from per-server subclasses.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from devserve._handler_base import Body
+from devserve._handler_cgi import CGIHTTPRequestHandler
+from devserve._handler_static import SimpleHTTPRequestHandler
+from devserve._io import MemoryFile, OpenFile, SocketWriter, layout_body
+from devserve._loop import reproduces
+from devserve._paths import SymlinkPolicy
+from devserve._site import Reply, Site, SiteRequest
+from devserve.events import Journal, RequestRecord
+
+
+@dataclass(frozen=True)
+class CGIContext:
+    """The gateway's settings under `devserve cgi`."""
+
+    directories: tuple[str, ...]
+    timeout: float
+    max_body: int
+    pass_env: tuple[str, ...]
+    extra_env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What devserve's handlers read from their server, once per connection."""
+
+    site: Site
+    journal: Journal
+    server_version: str
+    protocol: str
+    # The socket timeout: it bounds a client that stops reading or sending in the
+    # middle of a request (the server enforces the idle and request deadlines).
+    timeout: float
+    follow_symlinks: SymlinkPolicy
+    show_hidden: bool
+    list_directories: bool
+    spa_fallback: str | None
+    cors: bool
+    quiet: bool
+    cgi: CGIContext | None = None
+
+
+class DevHandler(SimpleHTTPRequestHandler):
+    """`devserve serve`'s handler: the documented one with the server's site in front."""
+
+    # Its overrides give the site's responses, and it reports them itself (devserve._loop).
+    _site_safe = True
+    context: HandlerContext
+    _note = ""
+    _uncacheable = False  # the response must not be stored: Cache-Control: no-store
+    _unlogged = False  # plumbing the request log leaves out when it succeeds
+
+    def __init__(self, request: Any, client_address: Any, server: Any, **kwargs: Any) -> None:
+        context: HandlerContext = server.context
+        self.context = context
+        self.protocol_version = context.protocol
+        self.server_version = context.server_version
+        self.follow_symlinks = context.follow_symlinks
+        self.show_hidden = context.show_hidden
+        self.list_directories = context.list_directories
+        self.spa_fallback = context.spa_fallback
+        kwargs.setdefault("directory", context.site.root)
+        super().__init__(request, client_address, server, **kwargs)
+
+    def _socket_timeout(self) -> float | None:
+        return self.context.timeout
+
+    # -------------------------------------------------------------- one request
+
+    def handle_one_request(self) -> None:
+        """Keeps the documented contract; reports the request to the journal once answered."""
+        when = time.time()
+        started = time.perf_counter()
+        writer = self.wfile
+        before = writer.bytes_written if isinstance(writer, SocketWriter) else 0
+        self._note = ""
+        self._uncacheable = self._unlogged = False
+        self.raw_requestline = b""
+        super().handle_one_request()
+        status = self._status
+        if not self.raw_requestline or status is None:
+            return
+        sent = (writer.bytes_written if isinstance(writer, SocketWriter) else 0) - before
+        if self.context.quiet or (self._unlogged and status < 400):
+            return
+        self.context.journal.answered(
+            RequestRecord(
+                when=when,
+                client=self.address_string(),
+                method=self.command or "",
+                path=self.path if self.command else self.requestline,
+                status=status,
+                size=sent,
+                duration=time.perf_counter() - started,
+                served=self.answered_by,
+                note=self._note,
+            )
+        )
+
+    def send_head(self) -> Body | None:
+        """Keeps the documented contract; a request the site serves gets the site's reply.
+
+        A subclass that overrides a hook the site would bypass gets the documented
+        handler's answer instead (and the event loop steps aside for it too).
+        """
+        site = self.context.site
+        if not _site_answers_for(type(self)) or not site.answers(str(self.command), self.path):
+            return super().send_head()
+        self._discard_body()
+        reply = site.respond(SiteRequest(str(self.command), self.path, self.headers.get))
+        return self._send_reply(reply)
+
+    def _send_reply(self, reply: Reply, close: bool = False) -> Body | None:
+        """Send a site reply through the documented hooks; return its body for copyfile."""
+        self.answered_by = reply.served
+        self._note = reply.note
+        self._uncacheable = reply.uncacheable
+        self._unlogged = not reply.logged
+        self.send_response(reply.status)
+        for name, value in reply.fields:
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        body = _body(reply) if self.command != "HEAD" else None
+        if body is None:
+            reply.close_source()
+        elif isinstance(body, OpenFile) and reply.source is not None:
+            self._opened = (body, reply.length)
+        return body
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Keeps the documented contract; the page is the site's (with the reload script)."""
+        command = self.command
+        if code < 400 or command not in ("GET", "HEAD") or self._simple_request:
+            self.answered_by = ""
+            if message and code >= 400:
+                self._note = message
+            super().send_error(code, message, explain)
+            return
+        reply = self.context.site.error(
+            SiteRequest(command, self.path, self.headers.get), code, message, explain
+        )
+        body = self._send_reply(reply, close=True)
+        if body is not None:
+            self.wfile.write(body.read())
+
+    def end_headers(self) -> None:
+        """Keeps the documented contract; adds the configured headers first."""
+        if self._status is not None and hasattr(self, "_headers_buffer"):
+            self.context.site.finish_head(self._headers_buffer, self._status, self._uncacheable)
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:
+        """A CORS preflight with ``--cors``; otherwise 501, as the documented handler says."""
+        if not self.context.cors:
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
+            return
+        self._discard_body()
+        self.send_response(HTTPStatus.NO_CONTENT)
+        methods = "GET, HEAD, POST, OPTIONS" if hasattr(self, "do_POST") else "GET, HEAD"
+        self.send_header("Access-Control-Allow-Methods", methods)
+        requested = self.headers.get("Access-Control-Request-Headers")
+        if requested:
+            self.send_header("Access-Control-Allow-Headers", requested)
+        self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    # -------------------------------------------------------------- logging
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """The request is reported once its response is complete (handle_one_request)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keeps the documented contract; errors go to the journal's log, not stderr."""
+        if format.startswith("code %d, message"):
+            return  # the request line shows the status
+        self.context.journal.error(format % args)
+
+
+class DevCGIHandler(DevHandler, CGIHTTPRequestHandler):
+    """`devserve cgi`'s handler: `DevHandler` with the CGI gateway behind the site."""
+
+    _site_safe = True
+
+    def __init__(self, request: Any, client_address: Any, server: Any, **kwargs: Any) -> None:
+        cgi = server.context.cgi
+        assert cgi is not None
+        self.cgi_directories = list(cgi.directories)
+        self.cgi_timeout = cgi.timeout
+        self.cgi_max_body = cgi.max_body
+        self.cgi_pass_env = cgi.pass_env
+        self.cgi_extra_env = cgi.extra_env
+        super().__init__(request, client_address, server, **kwargs)
+
+
+def _site_answers_for(handler_class: type[DevHandler]) -> bool:
+    """Whether the site may answer for ``handler_class`` (asked once per class)."""
+    answers = _SITE_ANSWERS.get(handler_class)
+    if answers is None:
+        answers = _SITE_ANSWERS[handler_class] = reproduces(handler_class)
+    return answers
+
+
+_SITE_ANSWERS: dict[type, bool] = {}
+
+
+def _body(reply: Reply) -> Body | None:
+    """The body ``copyfile`` sends for a site reply (None: no body)."""
+    parts = reply.parts
+    if not parts:
+        return None
+    source = reply.source
+    if source is None:
+        return io.BytesIO(b"".join(p for p in parts if isinstance(p, bytes)))
+    f: OpenFile
+    if source.fd is not None:
+        f = OpenFile(source.fd, source.path)
+    else:
+        assert source.data is not None
+        f = MemoryFile(source.data, source.path)
+    return layout_body(f, parts, source.st.st_size if source.st is not None else 0)

@@ -1,0 +1,171 @@
+"""What `devserve serve` and `devserve cgi` can be told: the configuration, its checks and defaults.
+
+The CLI builds a `ServeConfig` and hands it to `devserve.serving.serve`; the
+defaults here are the CLI's defaults (it reads them from these classes: a frozen
+dataclass's class attribute is its field's default). A bad
+value fails where the configuration is built, with a `ServeError` whose message
+is one line for the user. This module imports nothing heavy: the CLI imports it
+for ``--help`` and completion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 8000
+# How many ports after the default are tried when it is busy.
+PORT_SEARCH = 20
+PROTOCOLS = ("HTTP/1.0", "HTTP/1.1")
+LOG_FORMATS = ("pretty", "plain", "json")
+LOOPBACK = "127.0.0.1"
+
+# Headers about the connection and the message framing: one response's own
+# business, so --header cannot set them (a fixed value would break keep-alive).
+FRAMING_HEADERS = frozenset(
+    {"connection", "keep-alive", "content-length", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+# The server's variables every CGI script gets (PATH finds interpreters in #! lines).
+CGI_BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+# Characters a header name may hold (an RFC 9110 token).
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+class ServeError(Exception):
+    """A problem with the configuration or the environment, in one line for the user."""
+
+
+@dataclass(frozen=True)
+class CGIConfig:
+    """What `devserve cgi` adds to `serve`."""
+
+    directories: tuple[str, ...] = ("/cgi-bin", "/htbin")
+    timeout: float = 60.0
+    env: tuple[tuple[str, str], ...] = ()
+    pass_env: tuple[str, ...] = ()
+    max_body: int = 1024**3
+
+    def __post_init__(self) -> None:
+        for directory in self.directories:
+            if not directory.startswith("/") or not directory.strip("/"):
+                raise ServeError(f"--cgi-dir must be a URL folder like /cgi-bin, not {directory!r}")
+        # "/cgi-bin/" names the same folder as "/cgi-bin" (the gateway matches the latter).
+        normal = tuple(directory.rstrip("/") for directory in self.directories)
+        object.__setattr__(self, "directories", normal)
+        if self.timeout <= 0:
+            raise ServeError("--timeout must be more than 0 seconds")
+        if self.max_body < 0:
+            raise ServeError("--max-body cannot be negative")
+
+
+@dataclass(frozen=True)
+class ReloadConfig:
+    """What ``--reload`` adds: the folders watched besides the served one, and globs ignored."""
+
+    watch: tuple[Path, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `devserve serve` can be told; the CLI builds one and calls `serve`."""
+
+    directory: Path = Path(".")
+    port: int | None = None  # None: the default port, or the next free one
+    bind: str | None = None  # None: loopback only (all interfaces with lan)
+    lan: bool = False
+    protocol: str = "HTTP/1.1"
+    open_browser: bool = False
+    cors: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    spa: bool = False
+    listing: bool = True
+    show_hidden: bool = False
+    follow_symlinks: bool = False
+    cache_control: str = "no-cache"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_password_file: Path | None = None
+    quiet: bool = False
+    log_format: str = "pretty"
+    cgi: CGIConfig | None = None
+    reload: ReloadConfig | None = None
+    # Limits that keep slow, idle and flooding clients in check.
+    idle_timeout: float = 30.0  # seconds a kept-alive connection may sit idle
+    max_connections: int = 1024  # beyond this, new connections get 503
+    request_timeout: float = 10.0  # seconds for a request line and headers to arrive
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ServeError(f"unsupported protocol {self.protocol!r} (use HTTP/1.0 or HTTP/1.1)")
+        if self.port is not None and not 0 <= self.port <= 65535:
+            raise ServeError(f"port out of range: {self.port} (use 0-65535)")
+        if self.idle_timeout <= 0 or self.request_timeout <= 0:
+            raise ServeError("timeouts must be more than 0 seconds")
+        if self.max_connections < 1:
+            raise ServeError("--max-connections must be at least 1")
+        if self.lan and self.bind is not None:
+            raise ServeError("use either --lan or --bind, not both")
+        if self.tls_cert is None and (self.tls_key or self.tls_password_file):
+            raise ServeError("--tls-key and --tls-password-file need --tls-cert")
+        if self.log_format not in LOG_FORMATS:
+            raise ServeError(f"unknown log format {self.log_format!r}")
+        for name, value in self.headers:
+            check_header(name, value)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header the server could not send as given (ServeError, at start-up)."""
+    shown = f"{name}: {value}"
+    if not name or any(c not in _TOKEN_CHARS for c in name):
+        raise ServeError(f"malformed --header {shown!r}: {name!r} is not a header name")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ServeError(
+            f"malformed --header {shown!r}: header values must be Latin-1 "
+            "(percent-encode other characters)"
+        ) from None
+    if any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise ServeError(f"malformed --header {shown!r}: control characters")
+    if name.lower() in FRAMING_HEADERS:
+        raise ServeError(
+            f"--header {name!r} is not allowed: the server sets it for each response itself"
+        )
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """A ``--header "Name: value"`` option as (name, value), or ServeError."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
+        raise ServeError(f"malformed --header {text!r} (expected 'Name: value')")
+    check_header(name, value)
+    return name, value
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    """A ``--env NAME=VALUE`` option as (name, value), or ServeError."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise ServeError(f"malformed --env {text!r} (expected NAME=VALUE)")
+    return name, value
+
+
+def reload_config(
+    enabled: bool,
+    watch: tuple[Path, ...] | list[Path] = (),
+    ignore: tuple[str, ...] | list[str] = (),
+) -> ReloadConfig | None:
+    """The ``--reload``, ``--watch`` and ``--ignore`` options as a ReloadConfig, or ServeError."""
+    if not enabled:
+        if watch or ignore:
+            raise ServeError("--watch and --ignore need --reload")
+        return None
+    return ReloadConfig(watch=tuple(watch), ignore=tuple(ignore))
