@@ -47,6 +47,9 @@ ENTRY_OVERHEAD = 256
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 Identity = tuple[int, int, int, int, int, int]
+# What an answer was computed from: a path and its identity then (None: it did not exist).
+Dependency = tuple[str, "Identity | None"]
+Dependencies = tuple[Dependency, ...]
 
 
 def identity(st: os.stat_result) -> Identity:
@@ -79,6 +82,11 @@ class Found(NamedTuple):
     the caller closes it), ``listing`` (``fd`` is open on the directory, unless
     ``entries`` already lists it), ``redirect`` (a directory asked for without its
     slash) or ``missing``.
+
+    ``deps`` are the paths the answer was decided from, with their identities, all
+    settled (see `settled`); while each still has its identity, the same request
+    gets the same answer. None: no such promise (something was read racily, or
+    the path exists but is refused).
     """
 
     kind: str
@@ -87,10 +95,38 @@ class Found(NamedTuple):
     data: bytes | None = None
     fd: int | None = None
     entries: tuple[Entry, ...] | None = None
+    deps: Dependencies | None = None
 
 
 MISSING = Found("missing")
-REDIRECT = Found("redirect")
+
+
+def _missing(path: str) -> Found:
+    """Missing: with a dependency when nothing at all is there, so that stays checkable."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return Found("missing", deps=((path, None),))
+    except (OSError, ValueError):
+        pass
+    return MISSING
+
+
+def still_true(deps: Dependencies) -> bool:
+    """Whether every path of ``deps`` still has the identity it had (or is still absent)."""
+    for path, known in deps:
+        if known is None:
+            # Still absent: access() answers without raising (cheaper than a failed stat).
+            if os.access(path, os.F_OK, follow_symlinks=True):
+                return False
+            continue
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return False
+        if identity(st) != known:
+            return False
+    return True
 
 
 def open_allowed(
@@ -193,7 +229,7 @@ class FileTable:
             return None
         if identity(st) != entry.identity:
             return None
-        return Found("file", path, st, entry.data)
+        return Found("file", path, st, entry.data, deps=((path, entry.identity),))
 
     def read_file(self, path: str, fd: int, st: os.stat_result, policy: Policy) -> bytes | None:
         """The contents of an allowed, open regular file if it is small (remembered); else None.
@@ -241,7 +277,8 @@ def locate(
     if found.kind == "missing" and policy.spa_fallback is not None and is_app_route(target, accept):
         app = _file(os.path.join(policy.root, policy.spa_fallback), policy, table)
         if app is not None:
-            return app._replace(kind="spa")
+            both = None if found.deps is None or app.deps is None else found.deps + app.deps
+            return app._replace(kind="spa", deps=both)
     return found
 
 
@@ -253,12 +290,16 @@ def _locate(path: str, target: str, policy: Policy, table: FileTable) -> Found:
         return _directory(path, policy, table)
     opened = open_allowed(path, policy)
     if opened is None:
-        return MISSING
+        return _missing(path)
     fd, st = opened
     if stat.S_ISDIR(st.st_mode):
         os.close(fd)
-        return REDIRECT
+        return Found("redirect", path, st, deps=_settled_deps(path, st))
     return _opened_file(path, fd, st, policy, table)
+
+
+def _settled_deps(path: str, st: os.stat_result) -> Dependencies | None:
+    return ((path, identity(st)),) if settled(st, time.time()) else None
 
 
 def _file(path: str, policy: Policy, table: FileTable) -> Found | None:
@@ -277,10 +318,11 @@ def _opened_file(path: str, fd: int, st: os.stat_result, policy: Policy, table: 
         os.close(fd)  # FIFOs and devices are never read
         return MISSING
     data = table.read_file(path, fd, st, policy)
+    deps = _settled_deps(path, st)
     if data is not None:
         os.close(fd)
-        return Found("file", path, st, data)
-    return Found("file", path, st, None, fd)
+        return Found("file", path, st, data, deps=deps)
+    return Found("file", path, st, None, fd, deps=deps)
 
 
 def _directory(path: str, policy: Policy, table: FileTable) -> Found:
@@ -288,15 +330,17 @@ def _directory(path: str, policy: Policy, table: FileTable) -> Found:
     directory = path.rstrip("/") or "/"
     remembered = table.directory(directory, policy)
     if remembered is not None:
+        own: Dependencies = ((directory, remembered.identity),)
         if remembered.index_page is not None:
             page = _file(remembered.index_page, policy, table)
             if page is not None:
-                return page._replace(kind="index")
+                deps = None if page.deps is None else own + page.deps
+                return page._replace(kind="index", deps=deps)
         elif remembered.entries is not None:
-            return Found("listing", directory, entries=remembered.entries)
+            return Found("listing", directory, entries=remembered.entries, deps=own)
     opened = open_allowed(directory, policy)
     if opened is None:
-        return MISSING
+        return _missing(directory)
     dir_fd, st = opened
     if not stat.S_ISDIR(st.st_mode):
         os.close(dir_fd)
@@ -312,12 +356,16 @@ def _directory(path: str, policy: Policy, table: FileTable) -> Found:
             os.close(page_fd)
             continue
         os.close(dir_fd)
-        table.put((directory, policy), _Directory(identity(st), index, settled(st, read_at), None))
-        return _opened_file(index, page_fd, page_st, policy, table)._replace(kind="index")
+        stable = settled(st, read_at)
+        table.put((directory, policy), _Directory(identity(st), index, stable, None))
+        page = _opened_file(index, page_fd, page_st, policy, table)
+        own = ((directory, identity(st)),)
+        deps = own + page.deps if stable and page.deps is not None else None
+        return page._replace(kind="index", deps=deps)
     if not policy.list_directories:
         os.close(dir_fd)
         return MISSING
-    return Found("listing", directory, st, fd=dir_fd)
+    return Found("listing", directory, st, fd=dir_fd, deps=_settled_deps(directory, st))
 
 
 def list_entries(

@@ -22,7 +22,7 @@ from devserve._handler_static import SimpleHTTPRequestHandler
 from devserve._io import MemoryFile, OpenFile, SocketWriter, layout_body
 from devserve._loop import reproduces
 from devserve._paths import SymlinkPolicy
-from devserve._site import Reply, Site, SiteRequest
+from devserve._site import Reply, Site, site_request
 from devserve.events import Journal, RequestRecord
 
 
@@ -124,7 +124,7 @@ class DevHandler(SimpleHTTPRequestHandler):
         if not _site_answers_for(type(self)) or not site.answers(str(self.command), self.path):
             return super().send_head()
         self._discard_body()
-        reply = site.respond(SiteRequest(str(self.command), self.path, self.headers.get))
+        reply = site.respond(site_request(str(self.command), self.path, self.headers.items()))
         return self._send_reply(reply)
 
     def _send_reply(self, reply: Reply, close: bool = False) -> Body | None:
@@ -155,9 +155,8 @@ class DevHandler(SimpleHTTPRequestHandler):
                 self._note = message
             super().send_error(code, message, explain)
             return
-        reply = self.context.site.error(
-            SiteRequest(command, self.path, self.headers.get), code, message, explain
-        )
+        request = site_request(command, self.path, self.headers.items())
+        reply = self.context.site.error(request, code, message, explain)
         body = self._send_reply(reply, close=True)
         if body is not None:
             self.wfile.write(body.read())

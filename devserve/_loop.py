@@ -41,15 +41,16 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
+from devserve._files import Dependencies, still_true
 from devserve._protocol import (
     MAX_HEADERS,
     ByteRange,
     ProtocolError,
     check_framing,
     http_date,
-    parse_field_lines,
+    parse_field_section,
     parse_request_line,
 )
 from devserve._servers import ThreadingHTTPServer
@@ -93,6 +94,13 @@ SENDFILE_CHUNK = 1024 * 1024
 SEND_BUDGET = 4 * 1024 * 1024
 # Repeated log lines remembered (by client, request and answer).
 REPEATERS = 1024
+
+# Response heads remembered (by status, fields and connection: a few hundred bytes each).
+MAX_HEADS = 4096
+# The bytes replies remembered by request head may hold in all (heads, bodies, keys).
+ANSWERS_BYTES = 8 * 1024 * 1024
+# Where the Date line goes in a head being assembled (never sent).
+_DATE_MARK = b"Date: \x00\r\n"
 
 _LISTENER = object()
 _WAKER = object()
@@ -147,6 +155,20 @@ class _CloseFile:
 
 
 _Out = memoryview | _FileChunk | _CloseFile
+
+
+class _Again(NamedTuple):
+    """A reply the loop computed for one exact request head, to send again while it holds."""
+
+    pre: bytes  # the head up to the Date line
+    post: bytes  # the head after it
+    body: bytes | None
+    deps: Dependencies  # what it was computed from (see `devserve._files.still_true`)
+    close: bool
+    method: str
+    target: str
+    reply: Reply  # for the request log
+    cost: int  # the memory it holds, about
 
 
 class _Conn:
@@ -204,6 +226,10 @@ class LoopHTTPServer(ThreadingHTTPServer):
         self._date = (0, b"")
         self._accept_paused_until = 0.0
         self._repeaters: dict[tuple[object, ...], Callable[[float, float], None]] = {}
+        self._heads: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+        # Replies by the exact request head they answered (see `_remember`).
+        self._answers: dict[bytes, _Again] = {}
+        self._answers_size = 0
         self.answered_in_loop = 0
         self._waker: tuple[socket.socket, socket.socket] | None = None
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
@@ -410,7 +436,11 @@ class LoopHTTPServer(ThreadingHTTPServer):
                 elif not self._answer_simple(conn):
                     self._await_head(conn)
                 return
-            if not self._answer(conn, bytes(buf[:end])):
+            head = bytes(buf[:end])
+            again = self._answers.get(head)
+            if again is not None and still_true(again.deps):
+                self._answer_again(conn, again)
+            elif not self._answer(conn, head):
                 self._hand_off(conn)
                 return
             del buf[:end]
@@ -438,31 +468,52 @@ class LoopHTTPServer(ThreadingHTTPServer):
             return False
         started = time.perf_counter()
         when = time.time()
-        lines = head.split(b"\n")
-        del lines[-2:]  # the blank line that ended the head, and what follows it
-        if len(lines) > MAX_HEADERS:
-            return False
+        line_end = head.index(b"\n")
+        # The header section: every line after the request line, up to the blank one.
+        section = head[line_end + 1 : -2 if head.endswith(b"\r\n") else -1]
+        if section.count(b"\n") >= MAX_HEADERS:
+            return False  # the handler's 431
         try:
-            parsed = parse_request_line(lines[0].decode("latin-1").rstrip("\r"))
+            parsed = parse_request_line(head[:line_end].decode("latin-1").rstrip("\r"))
             if parsed is None or not parsed.version:
                 return False
-            fields = parse_field_lines([line + b"\n" for line in lines[1:]])
-            if check_framing(fields, parsed.version_number).has_body:
+            fields = parse_field_section(section)
+            found = {name.lower(): value for name, value in reversed(fields)}
+            framed = "content-length" in found or "transfer-encoding" in found
+            if (framed or "range" in found) and check_framing(
+                fields, parsed.version_number
+            ).has_body:
                 return False
         except ProtocolError:
+            return False
+        if "expect" in found or "transfer-encoding" in found:
             return False
         method, target = parsed.command, parsed.path
         if not site.answers(method, target):
             return False
-        found = {name.lower(): value for name, value in reversed(fields)}
-        if "expect" in found or "transfer-encoding" in found:
-            return False
-        get = _getter(found)
-        reply = site.respond(SiteRequest(method, target, get))
+        reply = site.respond(SiteRequest(method, target, found))
         close = not keeps_alive(parsed.version_number, self._protocol, found.get("connection"))
-        size = self._send_reply(conn, reply, close, method, parsed.version)
+        size = self._send_reply(conn, reply, close, method, parsed.version, head)
         self._report(conn, method, target, reply, size, when, time.perf_counter() - started)
         return True
+
+    def _answer_again(self, conn: _Conn, again: _Again) -> None:
+        """Send a reply computed earlier for the very same head, its inputs unchanged."""
+        started = time.perf_counter()
+        when = time.time()
+        second = int(when)
+        if self._date[0] != second:
+            self._date = (second, f"Date: {http_date()}\r\n".encode("ascii"))
+        head = b"".join((again.pre, self._date[1], again.post))
+        conn.close_after = again.close
+        body = again.body
+        if body is None or len(body) <= COPY_LIMIT:
+            self._send_bytes(conn, head + body if body else head)
+        else:
+            self._send(conn, deque((memoryview(head), memoryview(body))))
+        size = len(head) + len(body or b"")
+        duration = time.perf_counter() - started
+        self._report(conn, again.method, again.target, again.reply, size, when, duration)
 
     def _answer_simple(self, conn: _Conn) -> bool:
         """Answer an HTTP/0.9 request (``GET /path`` and no version) without waiting for more.
@@ -484,7 +535,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
             return False
         if not site.answers("GET", parsed.path):
             return False
-        reply = site.respond(SiteRequest("GET", parsed.path, _NO_FIELDS.get))
+        reply = site.respond(SiteRequest("GET", parsed.path, _NO_FIELDS))
         out = self._body(reply)
         size = sum(len(item) if isinstance(item, memoryview) else 0 for item in out)
         size += sum(item.count for item in out if isinstance(item, _FileChunk))
@@ -496,37 +547,114 @@ class LoopHTTPServer(ThreadingHTTPServer):
             self._close(conn)
         return True
 
-    def _send_reply(self, conn: _Conn, reply: Reply, close: bool, method: str, version: str) -> int:
-        """Queue ``reply``'s head and body on ``conn``; returns the bytes it amounts to."""
+    def _send_reply(
+        self, conn: _Conn, reply: Reply, close: bool, method: str, version: str, request: bytes
+    ) -> int:
+        """Queue ``reply``'s head and body on ``conn``; returns the bytes it amounts to.
+
+        A reply whose inputs the site could name (`Reply.deps`) and whose body is
+        in memory is remembered for ``request``, the head it answers.
+        """
         site = self.site
         assert site is not None
         status = reply.status
         second = int(time.time())
         if self._date[0] != second:
             self._date = (second, f"Date: {http_date()}\r\n".encode("ascii"))
+        connection = closing_connection_field(close, True, status, method, version)
+        key = (status, reply.fields, reply.uncacheable, connection)
+        around = self._heads.get(key)
+        if around is None:
+            around = self._head_around_date(reply, connection)
+            if len(self._heads) >= MAX_HEADS:
+                self._heads.clear()
+            self._heads[key] = around
+        head = b"".join((around[0], self._date[1], around[1]))
+        conn.close_after = close
+        body = self._body(reply) if method != "HEAD" else None
+        if reply.deps is not None and not (body and isinstance(body[-1], _CloseFile)):
+            self._remember(request, reply, around, body, close, method)
+        if not body:
+            self._send_bytes(conn, head)
+            return len(head)
+        first = body[0]
+        if len(body) == 1 and isinstance(first, memoryview) and len(first) <= COPY_LIMIT:
+            data = head + first  # one buffer: cheaper than a gather for a small body
+            self._send_bytes(conn, data)
+            return len(data)
+        body.appendleft(memoryview(head))
+        self._send(conn, body)
+        return len(head) + reply.length
+
+    def _send_bytes(self, conn: _Conn, data: bytes) -> None:
+        """Send ``data`` now if the socket takes it all (the usual case), else queue the rest."""
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            conn.close_after = True
+            return
+        if sent < len(data):
+            self._send(conn, deque([memoryview(data)[sent:]]))
+
+    def _remember(
+        self,
+        request: bytes,
+        reply: Reply,
+        around: tuple[bytes, bytes],
+        body: deque[_Out] | None,
+        close: bool,
+        method: str,
+    ) -> None:
+        """Keep the reply to ``request`` for the next identical head (bounded in bytes)."""
+        assert reply.deps is not None
+        data: bytes | None = None
+        if body:
+            views = [item for item in body if isinstance(item, memoryview)]
+            source = reply.source
+            whole = source.data if source is not None else None
+            if len(views) == 1 and whole is not None and len(views[0]) == len(whole):
+                data = whole  # the file's own bytes, not a copy
+            else:
+                data = b"".join(views)
+        cost = len(around[0]) + len(around[1]) + len(data or b"") + len(request) + 256
+        if cost > ANSWERS_BYTES // 16:
+            return
+        target = request.split(b" ", 2)[1].decode("latin-1")
+        again = _Again(around[0], around[1], data, reply.deps, close, method, target, reply, cost)
+        answers = self._answers
+        old = answers.pop(request, None)
+        if old is not None:
+            self._answers_size -= old.cost
+        answers[request] = again
+        self._answers_size += cost
+        while self._answers_size > ANSWERS_BYTES:
+            oldest = next(iter(answers))
+            self._answers_size -= answers.pop(oldest).cost
+
+    def _head_around_date(self, reply: Reply, connection: str | None) -> tuple[bytes, bytes]:
+        """A reply's head as the handler writes it, in two parts: before and after Date.
+
+        Lines: status, Server, Date, the reply's fields, the site's configured
+        headers (`Site.finish_head`, which the handler's ``end_headers`` calls too),
+        Connection, the blank line.
+        """
+        site = self.site
+        assert site is not None
+        status = reply.status
         lines = [
             f"{self._protocol} {status} {_PHRASES.get(status, '')}\r\n".encode("latin-1"),
             self._server_line,
-            self._date[1],
+            _DATE_MARK,
         ]
         lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in reply.fields)
         site.finish_head(lines, status, reply.uncacheable)
-        connection = closing_connection_field(close, True, status, method, version)
         if connection is not None:
             lines.append(f"Connection: {connection}\r\n".encode("ascii"))
         lines.append(b"\r\n")
-        head = b"".join(lines)
-        body = self._body(reply) if method != "HEAD" else deque()
-        size = len(head) + reply.length if method != "HEAD" else len(head)
-        if body and isinstance(body[0], memoryview) and len(body[0]) <= COPY_LIMIT:
-            first = body.popleft()
-            assert isinstance(first, memoryview)
-            body.appendleft(memoryview(head + first))  # one buffer: cheaper than a gather
-        else:
-            body.appendleft(memoryview(head))
-        conn.close_after = close
-        self._send(conn, body)
-        return size
+        at = lines.index(_DATE_MARK)
+        return b"".join(lines[:at]), b"".join(lines[at + 1 :])
 
     @staticmethod
     def _body(reply: Reply) -> deque[_Out]:
@@ -784,12 +912,6 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
 
 _NO_FIELDS: dict[str, str] = {}
-
-
-def _getter(fields: dict[str, str]) -> Callable[[str], str | None]:
-    """A case-insensitive field lookup over lower-cased names (first occurrence wins)."""
-    get = fields.get
-    return lambda name: get(name.lower())
 
 
 def _head_end(buf: bytearray) -> int:

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 import sys
 import threading
 import time
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple
 
 from devserve import _cgi
 from devserve._files import (
     FILES,
+    Dependencies,
     FileTable,
     Found,
     Policy,
@@ -40,14 +40,18 @@ from devserve._files import (
     listed,
     locate,
     settled,
+    still_true,
 )
 from devserve._listing import render_listing
 from devserve._mime import guess_type
 from devserve._paths import may_serve, url_to_fs_path
 from devserve._protocol import ByteRange
 from devserve._static_rules import (
+    NO_CONDITIONS,
     Conditions,
     Fields,
+    FileAnswer,
+    Validators,
     answer_file,
     directory_location,
     error_page,
@@ -62,11 +66,20 @@ _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
 
 
 class SiteRequest(NamedTuple):
-    """What the site reads of a request: method, target and a case-insensitive field lookup."""
+    """What the site reads of a request: method, target and its fields.
+
+    ``fields`` maps lower-cased names to values; where a name repeats, the first
+    value counts (as ``Message.get`` reads it).
+    """
 
     method: str
     target: str
-    get: Callable[[str], str | None]
+    fields: Mapping[str, str]
+
+
+def site_request(method: str, target: str, items: Sequence[tuple[str, str]]) -> SiteRequest:
+    """A SiteRequest from a request's (name, value) pairs, in the order they came."""
+    return SiteRequest(method, target, {name.lower(): value for name, value in reversed(items)})
 
 
 class Reply(NamedTuple):
@@ -85,6 +98,9 @@ class Reply(NamedTuple):
     note: str = ""
     uncacheable: bool = False  # Cache-Control: no-store instead of the configured one
     logged: bool = True  # plumbing (the reload worker) is logged only when it fails
+    # While these paths keep their identities, the same request gets this reply
+    # again (None: no such promise; see `devserve._files.Found.deps`).
+    deps: Dependencies | None = None
 
     @property
     def length(self) -> int:
@@ -94,6 +110,16 @@ class Reply(NamedTuple):
         """Close the file descriptor the body would have been read from."""
         if self.source is not None and self.source.fd is not None:
             os.close(self.source.fd)
+
+
+class _Facts(NamedTuple):
+    content_type: str
+    validators: Validators
+    whole: FileAnswer  # the answer to a plain GET: 200 with the whole file
+
+
+# File versions whose facts are remembered (each a few hundred bytes).
+MAX_FACTS = 4096
 
 
 class HeadRules(NamedTuple):
@@ -158,6 +184,7 @@ class Site:
         self.notice = notice
         self.table = table
         self.suggestions = SuggestionTable(policy, table.max_bytes // 8)
+        self._memo: dict[tuple[str, int, int, int], _Facts] = {}
         self._encoding = sys.getfilesystemencoding()
 
     # -------------------------------------------------------------- which requests
@@ -192,7 +219,7 @@ class Site:
         if hub is not None and target.startswith(_reserved_prefix()):
             return self._reserved(request)
         path = url_to_fs_path(target, self.root)
-        found = locate(path, target, request.get("Accept"), self.policy, self.table)
+        found = locate(path, target, request.fields.get("accept"), self.policy, self.table)
         kind = found.kind
         if kind == "redirect":
             location = directory_location(target) or target
@@ -200,9 +227,10 @@ class Site:
                 HTTPStatus.MOVED_PERMANENTLY,
                 (("Location", location), ("Content-Length", "0")),
                 served=kind,
+                deps=found.deps,
             )
         if kind == "missing":
-            return self.not_found(request, seq)
+            return self.not_found(request, seq, found.deps)
         if kind == "listing":
             return self._listing(request, found, seq)
         return self._file(request, found, seq)
@@ -210,27 +238,45 @@ class Site:
     def _file(self, request: SiteRequest, found: Found, seq: int) -> Reply:
         st = found.st
         assert st is not None
-        ctype = self.content_type(found.path)
+        facts = self._facts(found.path, st)
+        ctype = facts.content_type
         if self.hub is not None and _is_html(ctype) and _navigation(request):
             page = self._page_bytes(found, _url_path(request.target))
             if page is not None:
                 return self._page(request, page, ctype, seq, found.kind)
-        answer = answer_file(
-            request.method,
-            Conditions.from_headers(request.get),
-            validators(st.st_size, st.st_mtime_ns, st.st_ino),
-            st.st_size,
-            ctype,
-            _boundary,
-        )
+        conditions = Conditions.from_fields(request.fields)
+        if conditions is None:
+            answer = facts.whole  # no precondition or range: the file's plain 200
+        else:
+            answer = answer_file(
+                request.method, conditions, facts.validators, st.st_size, ctype, _boundary
+            )
+        deps = found.deps
         if answer.status == HTTPStatus.PRECONDITION_FAILED:
             _close(found)
-            return self.error(request, HTTPStatus.PRECONDITION_FAILED, seq=seq)
+            return self.error(request, HTTPStatus.PRECONDITION_FAILED, seq=seq)._replace(deps=deps)
         parts = answer.parts if request.method == "GET" else ()
         if not parts:
             _close(found)
+        if len(parts) > 1:
+            deps = None  # a multipart body has a boundary of its own each time
         self._tell_unreloadable(request, ctype, found.kind)
-        return Reply(answer.status, answer.fields, parts, found if parts else None, found.kind)
+        source = found if parts else None
+        return Reply(answer.status, answer.fields, parts, source, found.kind, deps=deps)
+
+    def _facts(self, path: str, st: os.stat_result) -> _Facts:
+        """What one version of a file answers with when nothing is conditional (memoized)."""
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+        facts = self._memo.get(key)
+        if facts is None:
+            ctype = self.content_type(path)
+            found = validators(st.st_size, st.st_mtime_ns, st.st_ino)
+            whole = answer_file("GET", NO_CONDITIONS, found, st.st_size, ctype, _boundary)
+            facts = _Facts(ctype, found, whole)
+            if len(self._memo) >= MAX_FACTS:
+                self._memo.clear()
+            self._memo[key] = facts
+        return facts
 
     def _page_bytes(self, found: Found, url_path: str) -> bytes | None:
         """An HTML file's bytes for injection (None: too large to read into memory)."""
@@ -285,21 +331,32 @@ class Site:
             return self._page(request, body, ctype, seq, "listing")
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        return Reply(HTTPStatus.OK, fields, parts, None, "listing")
+        return Reply(HTTPStatus.OK, fields, parts, None, "listing", deps=found.deps)
 
-    def not_found(self, request: SiteRequest, seq: int = 0) -> Reply:
-        """404, with the closest path the site would serve as a suggestion."""
-        suggestion = self.suggestions.suggest(request.target)
+    def not_found(
+        self, request: SiteRequest, seq: int = 0, deps: Dependencies | None = None
+    ) -> Reply:
+        """404, with the closest path the site would serve as a suggestion.
+
+        ``deps``: what found the path missing; the suggestion's folders are added.
+        """
+        suggestion, read = self.suggestions.suggest_from(request.target)
+        if deps is not None and read is not None:
+            deps += read
+        else:
+            deps = None
         if suggestion is None:
-            return self.error(request, HTTPStatus.NOT_FOUND, "File not found", seq=seq)
-        return self.error(
-            request,
-            HTTPStatus.NOT_FOUND,
-            "File not found",
-            f"Nothing matches the given URI. Did you mean {suggestion} ?",
-            note=f"did you mean {suggestion}",
-            seq=seq,
-        )
+            reply = self.error(request, HTTPStatus.NOT_FOUND, "File not found", seq=seq)
+        else:
+            reply = self.error(
+                request,
+                HTTPStatus.NOT_FOUND,
+                "File not found",
+                f"Nothing matches the given URI. Did you mean {suggestion} ?",
+                note=f"did you mean {suggestion}",
+                seq=seq,
+            )
+        return reply._replace(deps=deps) if not reply.uncacheable else reply
 
     def error(
         self,
@@ -345,13 +402,15 @@ class Site:
             ("Content-Length", str(len(WORKER_SCRIPT))),
         )
         parts = (WORKER_SCRIPT,) if request.method == "GET" else ()
-        return Reply(HTTPStatus.OK, fields, parts, None, "reload", uncacheable=True, logged=False)
+        return Reply(
+            HTTPStatus.OK, fields, parts, None, "reload", uncacheable=True, logged=False, deps=()
+        )
 
     # -------------------------------------------------------------- live-reload notices
 
     def _tell_unreloadable(self, request: SiteRequest, ctype: str, served: str) -> None:
         """A document that will not reload by itself is worth one line in the log."""
-        if self.hub is None or request.get("Sec-Fetch-Dest") != "document":
+        if self.hub is None or request.fields.get("sec-fetch-dest") != "document":
             return
         if _is_html(ctype):
             return  # injected, or already told why not
@@ -399,7 +458,7 @@ def _is_html(ctype: str) -> bool:
 
 def _navigation(request: SiteRequest) -> bool:
     """Whether the request displays a page (and so should get the reload script)."""
-    destination = request.get("Sec-Fetch-Dest")
+    destination = request.fields.get("sec-fetch-dest")
     return destination is None or destination in _PAGE_DESTINATIONS
 
 
@@ -424,7 +483,7 @@ _RESPONSES = {status.value: (status.phrase, status.description) for status in HT
 
 class _Suggestion(NamedTuple):
     text: str | None
-    directories: tuple[tuple[str, tuple[int, ...]], ...]  # what was read, as it was
+    directories: Dependencies  # what was read, as it was
 
 
 class SuggestionTable:
@@ -443,18 +502,24 @@ class SuggestionTable:
         self._lock = threading.Lock()
 
     def suggest(self, target: str) -> str | None:
+        """The suggestion for a 404 of ``target`` (see `suggest_path`)."""
+        return self.suggest_from(target)[0]
+
+    def suggest_from(self, target: str) -> tuple[str | None, Dependencies | None]:
+        """The suggestion, and the directories it was read from (None: read racily)."""
         key = _decoded_path(target)
         with self._lock:
             entry = self._entries.get(key)
-        if entry is not None and _unchanged(entry[0].directories):
-            return entry[0].text
+        if entry is not None and still_true(entry[0].directories):
+            return entry[0].text, entry[0].directories
         read_at = time.time()
         read: list[tuple[str, os.stat_result]] = []
         text = suggest_path(target, self.policy.root, self._servable, self._listed, read.append)
-        trusted = all(settled(st, read_at) for _, st in read)
-        if trusted:
-            self._put(key, _Suggestion(text, tuple((p, identity(st)) for p, st in read)))
-        return text
+        if not all(settled(st, read_at) for _, st in read):
+            return text, None
+        deps = tuple((path, identity(st)) for path, st in read)
+        self._put(key, _Suggestion(text, deps))
+        return text, deps
 
     def _servable(self, fs_path: str) -> bool:
         policy = self.policy
@@ -483,14 +548,3 @@ class SuggestionTable:
 def _decoded_path(target: str) -> str:
     path = target.split("?", 1)[0].split("#", 1)[0]
     return urllib.parse.unquote(path, errors="surrogateescape")
-
-
-def _unchanged(directories: tuple[tuple[str, tuple[int, ...]], ...]) -> bool:
-    for path, known in directories:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        if not stat.S_ISDIR(st.st_mode) or identity(st) != known:
-            return False
-    return True

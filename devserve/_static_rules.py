@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import NamedTuple
 
@@ -47,7 +47,7 @@ class Conditions(NamedTuple):
 
     @classmethod
     def from_headers(cls, get: Callable[[str], str | None]) -> Conditions:
-        """Read the conditions with ``get`` (``Message.get`` or a dict's ``get``)."""
+        """Read the conditions with ``get`` (``Message.get``, or a lookup by any case)."""
         return cls(
             get("If-Match"),
             get("If-Unmodified-Since"),
@@ -57,8 +57,18 @@ class Conditions(NamedTuple):
             get("If-Range"),
         )
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> Conditions | None:
+        """The conditions among lower-cased fields; None when there are none at all."""
+        if not any(name in fields for name in _CONDITION_FIELDS):
+            return None
+        return cls(*(fields.get(name) for name in _CONDITION_FIELDS))
+
 
 NO_CONDITIONS = Conditions()
+_CONDITION_FIELDS = (
+    "if-match", "if-unmodified-since", "if-none-match", "if-modified-since", "range", "if-range"
+)  # fmt: skip
 
 
 class Validators(NamedTuple):

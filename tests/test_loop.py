@@ -516,3 +516,60 @@ def test_shutdown_lets_a_response_in_flight_finish(root: Path) -> None:
         stopper.join(10)
         assert not stopper.is_alive()
     assert received.partition(b"\r\n\r\n")[2] == huge
+
+
+# --------------------------------------------------------------------------- answers remembered
+
+
+def test_an_answer_given_again_follows_every_change_to_what_it_came_from(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply is sent again for the same head only while the paths it was computed from hold.
+
+    (RACY_SECONDS is 0 here so that files written by the test count as settled at once.)
+    """
+    monkeypatch.setattr("devserve._files.RACY_SECONDS", 0.0)
+
+    def get(port: int, target: str) -> bytes:
+        return exchange(
+            port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+
+    with serve(root) as (server, _, _):
+        port = port_of(server)
+        # a 404 becomes the file once it exists
+        assert status_of(get(port, "/new.txt")) == 404
+        assert status_of(get(port, "/new.txt")) == 404
+        assert server._answers, "the 404 was remembered"
+        (root / "new.txt").write_text("now here")
+        assert get(port, "/new.txt").endswith(b"now here")
+        # a rewrite (another size) is sent, never the remembered bytes
+        (root / "new.txt").write_text("rewritten, longer")
+        assert get(port, "/new.txt").endswith(b"rewritten, longer")
+        # an index page that goes away turns the folder into a listing, and back
+        assert get(port, "/dir/").endswith(b"index</body></html>")
+        (root / "dir" / "index.html").rename(root / "dir" / "page.html")
+        assert b"page.html" in get(port, "/dir/")
+        (root / "dir" / "page.html").rename(root / "dir" / "index.html")
+        assert get(port, "/dir/").endswith(b"index</body></html>")
+        # a listing follows its folder
+        (root / "sub" / "z.txt").write_text("z")
+        assert b"z.txt" in get(port, "/sub/")
+        # a file swapped for a link out of the folder is refused at once
+        (root / "new.txt").unlink()
+        (root / "new.txt").symlink_to(root.parent / "secret.txt")
+        reply = get(port, "/new.txt")
+        assert status_of(reply) == 404 and b"outside the root" not in reply
+
+
+def test_answers_given_again_are_bounded_in_bytes(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("devserve._files.RACY_SECONDS", 0.0)
+    monkeypatch.setattr("devserve._loop.ANSWERS_BYTES", 64 * 1024)
+    with serve(root, quiet=True) as (server, _, _):
+        port = port_of(server)
+        for i in range(200):  # 200 spellings of one file, each remembered under its own head
+            assert exchange(port, b"GET /notes.txt?v=%d HTTP/1.0\r\n\r\n" % i).endswith(b"789")
+        assert 0 < server._answers_size <= 64 * 1024
+        assert len(server._answers) < 200

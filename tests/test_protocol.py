@@ -5,10 +5,14 @@ from __future__ import annotations
 import email.parser
 import http.client
 import os
+import posixpath
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devserve._cgi import collapse_url_path, locate_script, url_for_decoded
 from devserve._listing import Entry, render_listing
@@ -25,6 +29,7 @@ from devserve._protocol import (
     etag_matches,
     http_date,
     parse_field_lines,
+    parse_field_section,
     parse_http_date,
     parse_ranges,
     parse_request_line,
@@ -426,3 +431,51 @@ def test_locate_script_decodes_once(path: str, script: str, info: str, query: st
     assert (where.script_name, where.path_info, where.query) == (script, info, query)
     # mapping back to a URL for translate_path never yields a decodable "..":
     assert ".." not in urllib.parse.unquote(url_for_decoded(where.script_name))
+
+
+# --------------------------------------------------------------------------- fast paths agree
+
+
+_FIELD_BYTES = st.sampled_from(
+    [b"Host: x", b"A:b", b"Sp:  v  ", b"T:\tv", b"Lat: caf\xe9", b" fold", b"\tfold", b"Bad : x",
+     b"No colon", b"X: a\rb", b"X: \x00", b"N\xe4me: x", b": v", b"Empty:", b"X-Y_z: 1"]
+)  # fmt: skip
+
+
+@given(st.lists(st.tuples(_FIELD_BYTES, st.sampled_from([b"\r\n", b"\n"])), max_size=8))
+@settings(max_examples=400)
+def test_a_header_section_reads_as_its_lines_do(lines: list[tuple[bytes, bytes]]) -> None:
+    """parse_field_section (the event loop's) == parse_field_lines (the handler's)."""
+    raw = [line + end for line, end in lines]
+
+    def outcome(parse: Any, data: Any) -> Any:
+        try:
+            return parse(data)
+        except ProtocolError as error:
+            return error.status
+
+    assert outcome(parse_field_section, b"".join(raw)) == outcome(parse_field_lines, raw)
+
+
+def _url_to_fs_path_by_the_rule(url_path: str, root: str) -> str:
+    """The documented mapping step by step, with no fast path (the reference)."""
+    path = url_path.split("?", 1)[0].split("#", 1)[0]
+    trailing_slash = path.rstrip().endswith("/")
+    try:
+        path = urllib.parse.unquote(path, errors="surrogatepass")
+    except UnicodeDecodeError:
+        path = urllib.parse.unquote(path)
+    trailing_slash = trailing_slash or path.endswith("/")
+    result = root
+    for word in posixpath.normpath(path).split("/"):
+        if not word or os.path.dirname(word) or word in (os.curdir, os.pardir):
+            continue
+        result = os.path.join(result, word)
+    return result + "/" if trailing_slash else result
+
+
+@given(st.text(st.sampled_from(list("/.%abc \t-_~2fF\\\x00é?#")), max_size=24))
+@settings(max_examples=1000)
+def test_url_to_fs_path_agrees_with_the_rule_step_by_step(tail: str) -> None:
+    for root in ("/srv/site", "/"):
+        assert url_to_fs_path("/" + tail, root) == _url_to_fs_path_by_the_rule("/" + tail, root)
