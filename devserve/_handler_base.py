@@ -386,9 +386,10 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
 
     def send_response_only(self, code: int, message: str | None = None) -> None:
         """Buffer the status line alone (documented)."""
+        code = int(code)
+        self._status = code  # what the request is answered with, even without a status line
         if self._simple_request:
             return
-        code = int(code)
         if message is None:
             message = self.responses[code][0] if code in self.responses else ""
         if "\r" in message or "\n" in message or "\x00" in message:

@@ -93,12 +93,19 @@ class DevHandler(SimpleHTTPRequestHandler):
         self._note = ""
         self._uncacheable = self._unlogged = False
         self.raw_requestline = b""
-        super().handle_one_request()
+        try:
+            super().handle_one_request()
+        finally:
+            # Reported whatever happened: an answer that ended in an exception too.
+            self._report(when, started, before)
+
+    def _report(self, when: float, started: float, before: int) -> None:
         status = self._status
         if not self.raw_requestline or status is None:
             return
+        writer = self.wfile
         sent = (writer.bytes_written if isinstance(writer, SocketWriter) else 0) - before
-        if self.context.quiet or (self._unlogged and status < 400):
+        if self._unlogged and status < 400:
             return
         self.context.journal.answered(
             RequestRecord(

@@ -35,6 +35,7 @@ import math
 import os
 import selectors
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -44,6 +45,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 
 from devserve._files import Dependencies, still_true
+from devserve._io import CLIENT_GONE
 from devserve._protocol import (
     MAX_HEADERS,
     ByteRange,
@@ -56,7 +58,7 @@ from devserve._protocol import (
 from devserve._servers import ThreadingHTTPServer
 from devserve._site import Reply, Site, SiteRequest
 from devserve._static_rules import closing_connection_field, keeps_alive
-from devserve.events import Journal, RequestRecord
+from devserve.events import Journal, RequestRecord, refusal
 
 # Methods the site's answers stand in for; a handler class overriding one gets no
 # answers from the loop unless the class that overrides it declares
@@ -415,13 +417,23 @@ class LoopHTTPServer(ThreadingHTTPServer):
             self._failed(conn)
 
     def _failed(self, conn: _Conn) -> None:
-        journal = self.journal
-        if journal is not None:
-            message = f"error while handling a request from {conn.client}"
-            journal.error(message, traceback.format_exc())
-        else:
-            self.handle_error(conn.sock, conn.addr)
+        self.handle_error(conn.sock, conn.addr)
         self._close(conn)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Report a failure to the journal (when there is one); a client gone is no failure."""
+        journal = self.journal
+        if journal is None:
+            super().handle_error(request, client_address)
+        elif not isinstance(sys.exc_info()[1], CLIENT_GONE):
+            client = str(client_address[0]) if client_address else ""
+            journal.failed(client, traceback.format_exc())
+
+    def refused(self, client_address: Any) -> None:
+        """A connection over the limit got 503: the journal hears of it like any request."""
+        if self.journal is not None:
+            client = str(client_address[0]) if client_address else ""
+            self.journal.answered(refusal(client, time.time()))
 
     # ------------------------------------------------------------------ requests
 

@@ -92,7 +92,11 @@ class HTTPServer(socketserver.TCPServer):
                 self._accepted.add(request)
         if full:
             _refuse_busy(request)
+            self.refused(client_address)
         return not full
+
+    def refused(self, client_address: Any) -> None:
+        """A connection over the limit was answered 503 (a hook: report it if you like)."""
 
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:

@@ -58,6 +58,11 @@ class Summary:
     seconds: float
 
 
+def refusal(client: str, when: float) -> RequestRecord:
+    """The record of a connection refused for being over the limit (503, no request read)."""
+    return RequestRecord(when, client, "", "", 503, 0, 0.0, "", "server busy: connection refused")
+
+
 class Journal(Protocol):
     """Where a server reports what it answered: every request once, on whichever path.
 
@@ -73,4 +78,7 @@ class Journal(Protocol):
         ...
 
     def error(self, message: str, detail: str = "") -> None:
-        """Something went wrong while answering (``detail``: a traceback, say)."""
+        """Something worth an error line happened while answering (a script's stderr, say)."""
+
+    def failed(self, client: str, detail: str) -> None:
+        """Answering a request from ``client`` raised; ``detail`` is the traceback."""

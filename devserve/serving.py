@@ -43,7 +43,7 @@ from devserve.config import (
     parse_header,
     reload_config,
 )
-from devserve.events import Journal, LogEvent, ReadyInfo, RequestRecord, Summary
+from devserve.events import Journal, LogEvent, ReadyInfo, RequestRecord, Summary, refusal
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
@@ -134,9 +134,9 @@ class ServerJournal:
     def error(self, message: str, detail: str = "") -> None:
         self.report(LogEvent(time.time(), "error", message, detail))
 
-    def refused(self, client: str) -> None:
-        """A connection over the limit was answered 503."""
-        self.answered(RequestRecord(time.time(), client, "", "", 503, 0, 0.0, "", "server busy"))
+    def failed(self, client: str, detail: str) -> None:
+        self.stats.error()
+        self.error(f"error while handling a request from {client}", detail)
 
 
 class Notices:
@@ -168,19 +168,13 @@ class _Reporting(HTTPServer):
         self.idle_timeout = config.idle_timeout
         self.max_connections = config.max_connections
 
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        accepted = super().verify_request(request, client_address)
-        if not accepted:
-            self.reporting.refused(str(client_address[0]))
-        return accepted
+    def refused(self, client_address: Any) -> None:
+        """A connection over the limit got 503: reported like any request."""
+        self.reporting.answered(refusal(str(client_address[0]), time.time()))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], CLIENT_GONE):
-            return
-        self.reporting.stats.error()
-        self.reporting.error(
-            f"error while handling a request from {client_address[0]}", traceback.format_exc()
-        )
+        if not isinstance(sys.exc_info()[1], CLIENT_GONE):
+            self.reporting.failed(str(client_address[0]), traceback.format_exc())
 
 
 class DevServer(_Reporting, LoopHTTPServer):

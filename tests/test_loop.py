@@ -31,6 +31,7 @@ from devserve._loop import LOOP_HOOKS, SITE_HOOKS, LoopHTTPServer, reproduces
 from devserve._protocol import make_etag
 from devserve._site import Site
 from devserve.config import ReloadConfig, ServeConfig
+from devserve.events import LogEvent
 from devserve.reload.hub import ReloadHub
 from tests.support import Collector, port_of, raw_exchange, running_devserve, status_of
 
@@ -573,3 +574,43 @@ def test_answers_given_again_are_bounded_in_bytes(
             assert exchange(port, b"GET /notes.txt?v=%d HTTP/1.0\r\n\r\n" % i).endswith(b"789")
         assert 0 < server._answers_size <= 64 * 1024
         assert len(server._answers) < 200
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_every_request_is_reported_once_on_either_path(root: Path) -> None:
+    class Failing(DevHandler):
+        def send_head(self) -> Any:
+            if self.path == "/boom":
+                raise RuntimeError("a bug in a handler")
+            return super().send_head()
+
+    log = Collector()
+    stats = serving.Stats()
+    config = ServeConfig(directory=root, max_connections=2)
+    journal = serving.ServerJournal(stats, log, quiet=False)
+    context = serving.handler_context(config, root, journal)
+    server = WithContext(("127.0.0.1", 0), Failing, context)  # threads answer everything
+    server.max_connections = 2
+    runner = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    runner.start()
+    try:
+        port = port_of(server)
+        assert exchange(port, b"GET /small.html\r\n") == SMALL  # HTTP/0.9, in a thread
+        assert status_of(exchange(port, b"GET /boom HTTP/1.0\r\n\r\n")) == 500
+        holders = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        assert wait_for(lambda: server.connection_count() == 2)
+        assert status_of(exchange(port, b"GET /small.html HTTP/1.0\r\n\r\n")) == 503
+        for holder in holders:
+            holder.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        runner.join(10)
+    records = [(r.method, r.path, r.status) for r in log.records()]
+    assert records == [("GET", "/small.html", 200), ("GET", "/boom", 500), ("", "", 503)]
+    assert stats.requests == 3
+    assert stats.errors >= 1
+    details = [item.detail for item in log.items if isinstance(item, LogEvent)]
+    assert any("a bug in a handler" in detail for detail in details)

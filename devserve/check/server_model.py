@@ -111,6 +111,9 @@ class _Unheard:
     def error(self, message: str, detail: str = "") -> None:
         """Requests are never made."""
 
+    def failed(self, client: str, detail: str) -> None:
+        """Requests are never made."""
+
 
 def read_watch_limit() -> int | None:
     """The per-user inotify watch limit, or None where there is none to read (copy 13)."""
