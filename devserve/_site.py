@@ -224,7 +224,7 @@ class Site:
         if kind == "redirect":
             location = directory_location(target) or target
             return Reply(
-                HTTPStatus.MOVED_PERMANENTLY,
+                HTTPStatus.MOVED_PERMANENTLY.value,
                 (("Location", location), ("Content-Length", "0")),
                 served=kind,
                 deps=found.deps,
@@ -252,9 +252,11 @@ class Site:
                 request.method, conditions, facts.validators, st.st_size, ctype, _boundary
             )
         deps = found.deps
-        if answer.status == HTTPStatus.PRECONDITION_FAILED:
+        if answer.status == HTTPStatus.PRECONDITION_FAILED.value:
             _close(found)
-            return self.error(request, HTTPStatus.PRECONDITION_FAILED, seq=seq)._replace(deps=deps)
+            return self.error(request, HTTPStatus.PRECONDITION_FAILED.value, seq=seq)._replace(
+                deps=deps
+            )
         parts = answer.parts if request.method == "GET" else ()
         if not parts:
             _close(found)
@@ -304,7 +306,7 @@ class Site:
             self._say_not_injected(_url_path(request.target), str(error))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        return Reply(HTTPStatus.OK, fields, parts, None, served, uncacheable=True)
+        return Reply(HTTPStatus.OK.value, fields, parts, None, served, uncacheable=True)
 
     def _snippet(self, target: str, seq: int) -> str:
         from devserve.reload.inject import reload_snippet, root_prefix
@@ -321,7 +323,7 @@ class Site:
                 entries = list_entries(found.path, found.fd, found.st, self.policy, self.table)
             except OSError:
                 return self.error(
-                    request, HTTPStatus.NOT_FOUND, "No permission to list directory", seq=seq
+                    request, HTTPStatus.NOT_FOUND.value, "No permission to list directory", seq=seq
                 )
             finally:
                 os.close(found.fd)
@@ -331,7 +333,7 @@ class Site:
             return self._page(request, body, ctype, seq, "listing")
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        return Reply(HTTPStatus.OK, fields, parts, None, "listing", deps=found.deps)
+        return Reply(HTTPStatus.OK.value, fields, parts, None, "listing", deps=found.deps)
 
     def not_found(
         self, request: SiteRequest, seq: int = 0, deps: Dependencies | None = None
@@ -346,11 +348,11 @@ class Site:
         else:
             deps = None
         if suggestion is None:
-            reply = self.error(request, HTTPStatus.NOT_FOUND, "File not found", seq=seq)
+            reply = self.error(request, HTTPStatus.NOT_FOUND.value, "File not found", seq=seq)
         else:
             reply = self.error(
                 request,
-                HTTPStatus.NOT_FOUND,
+                HTTPStatus.NOT_FOUND.value,
                 "File not found",
                 f"Nothing matches the given URI. Did you mean {suggestion} ?",
                 note=f"did you mean {suggestion}",
@@ -369,6 +371,7 @@ class Site:
         seq: int = 0,
     ) -> Reply:
         """An error page, as the documented ``send_error`` builds it (kept alive)."""
+        code = int(code)  # an HTTPStatus prints as its name on Python 3.10
         short, long = _RESPONSES.get(code, ("???", "???"))
         message = short if message is None else message
         explain = long if explain is None else explain
@@ -387,7 +390,7 @@ class Site:
             ("Content-Length", str(len(body))),
         )
         parts = (body,) if request.method != "HEAD" else ()
-        if not note and code != HTTPStatus.NOT_FOUND:
+        if not note and code != HTTPStatus.NOT_FOUND.value:
             note = message  # a 404's note is its suggestion, if any
         return Reply(code, fields, parts, None, "", note, uncacheable)
 
@@ -396,14 +399,21 @@ class Site:
         from devserve.reload.inject import WORKER_PATH, WORKER_SCRIPT
 
         if request.target.partition("?")[0] != WORKER_PATH:
-            return self.error(request, HTTPStatus.NOT_FOUND, "Not a live reload endpoint")
+            return self.error(request, HTTPStatus.NOT_FOUND.value, "Not a live reload endpoint")
         fields = (
             ("Content-Type", "text/javascript; charset=utf-8"),
             ("Content-Length", str(len(WORKER_SCRIPT))),
         )
         parts = (WORKER_SCRIPT,) if request.method == "GET" else ()
         return Reply(
-            HTTPStatus.OK, fields, parts, None, "reload", uncacheable=True, logged=False, deps=()
+            HTTPStatus.OK.value,
+            fields,
+            parts,
+            None,
+            "reload",
+            uncacheable=True,
+            logged=False,
+            deps=(),
         )
 
     # -------------------------------------------------------------- live-reload notices

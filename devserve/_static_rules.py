@@ -91,18 +91,18 @@ def precondition_status(conditions: Conditions, found: Validators) -> int | None
     """412 or 304 when a precondition decides the response (RFC 9110 13.2.2), else None."""
     if conditions.if_match is not None:
         if not etag_matches(conditions.if_match, found.etag, weak=False):
-            return HTTPStatus.PRECONDITION_FAILED
+            return HTTPStatus.PRECONDITION_FAILED.value
     elif conditions.if_unmodified_since is not None:
         limit = parse_http_date(conditions.if_unmodified_since)
         if limit is not None and found.mtime > limit:
-            return HTTPStatus.PRECONDITION_FAILED
+            return HTTPStatus.PRECONDITION_FAILED.value
     if conditions.if_none_match is not None:
         if etag_matches(conditions.if_none_match, found.etag, weak=True):
-            return HTTPStatus.NOT_MODIFIED
+            return HTTPStatus.NOT_MODIFIED.value
     elif conditions.if_modified_since is not None:
         limit = parse_http_date(conditions.if_modified_since)
         if limit is not None and found.mtime <= limit:
-            return HTTPStatus.NOT_MODIFIED
+            return HTTPStatus.NOT_MODIFIED.value
     return None
 
 
@@ -144,9 +144,9 @@ def answer_file(
     ``boundary`` makes a multipart boundary when several ranges are asked for.
     """
     status = precondition_status(conditions, found)
-    if status == HTTPStatus.PRECONDITION_FAILED:
+    if status == HTTPStatus.PRECONDITION_FAILED.value:
         return FileAnswer(status, (), ())
-    if status == HTTPStatus.NOT_MODIFIED:
+    if status == HTTPStatus.NOT_MODIFIED.value:
         return FileAnswer(status, (("ETag", found.etag),), ())
     validator_fields = (
         ("Last-Modified", found.last_modified),
@@ -162,7 +162,7 @@ def answer_file(
             ranges = parse_ranges(conditions.range, size)
         except Unsatisfiable:
             return FileAnswer(
-                HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE.value,
                 (("Content-Range", f"bytes */{size}"), ("Content-Length", "0")),
                 (),
             )
@@ -170,7 +170,7 @@ def answer_file(
             return _partial(ranges, size, content_type, validator_fields, boundary)
     whole = ByteRange(0, size - 1) if size else None
     return FileAnswer(
-        HTTPStatus.OK,
+        HTTPStatus.OK.value,
         (("Content-type", content_type), ("Content-Length", str(size)), *validator_fields),
         (whole,) if whole is not None else (),
     )
@@ -190,7 +190,7 @@ def _partial(
             ("Content-Range", only.content_range(size)),
             ("Content-Length", str(only.length)),
         )
-        return FileAnswer(HTTPStatus.PARTIAL_CONTENT, fields + validator_fields, (only,))
+        return FileAnswer(HTTPStatus.PARTIAL_CONTENT.value, fields + validator_fields, (only,))
     separator = boundary()
     parts: list[bytes | ByteRange] = []
     for item in ranges:
@@ -205,7 +205,7 @@ def _partial(
         ("Content-Type", f"multipart/byteranges; boundary={separator}"),
         ("Content-Length", str(length)),
     )
-    return FileAnswer(HTTPStatus.PARTIAL_CONTENT, fields + validator_fields, tuple(parts))
+    return FileAnswer(HTTPStatus.PARTIAL_CONTENT.value, fields + validator_fields, tuple(parts))
 
 
 def body_length(parts: tuple[bytes | ByteRange, ...]) -> int:
