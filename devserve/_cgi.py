@@ -153,6 +153,9 @@ def cgi_environment(facts: RequestFacts, base: Mapping[str, str]) -> dict[str, s
         joined.setdefault("HTTP_" + name.upper().replace("-", "_"), []).append(value)
     for key, values in joined.items():
         env[key] = ("; " if key == "HTTP_COOKIE" else ", ").join(values)
+    # As the documented gateway has since Python 3.11.7: always set, every Accept
+    # field joined by "," with no space.
+    env["HTTP_ACCEPT"] = ",".join(facts.headers.get_all("accept", ()))
     env.update(
         GATEWAY_INTERFACE="CGI/1.1",
         SERVER_SOFTWARE=facts.server_software,

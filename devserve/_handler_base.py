@@ -10,7 +10,6 @@ import http.client
 import io
 import socket
 import socketserver
-import ssl
 import sys
 import time
 from email.message import Message
@@ -19,7 +18,16 @@ from email.policy import compat32
 from http import HTTPStatus
 from typing import IO, Any, ClassVar, TypeAlias, cast
 
-from devserve._io import CLIENT_GONE, ReplayedInput, SocketWriter, TruncatedBody, unread_input
+from devserve import _ansi as ansi
+from devserve._ansi import takes_colour
+from devserve._io import (
+    CLIENT_GONE,
+    ReplayedInput,
+    SocketWriter,
+    TruncatedBody,
+    is_tls,
+    unread_input,
+)
 from devserve._protocol import (
     CONTROL_CHAR_TABLE,
     MAX_HEADERS,
@@ -167,7 +175,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             if host is not None:
                 host.track(self.connection, "first")
             parking = host is not None and host.parks_connections
-            if isinstance(self.connection, ssl.SSLSocket):
+            if is_tls(self.connection):
                 self.connection.do_handshake()
                 parking = False
             self.close_connection = True
@@ -456,21 +464,50 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         """Log an accepted request (documented)."""
         if isinstance(code, HTTPStatus):
             code = code.value
-        self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+        self._log_style = "request"
+        try:
+            self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+        finally:
+            self._log_style = ""
 
     def log_error(self, format: str, *args: Any) -> None:
         """Log an error; by default the same as log_message (documented)."""
-        self.log_message(format, *args)
+        self._log_style = "error"
+        try:
+            self.log_message(format, *args)
+        finally:
+            self._log_style = ""
 
     _control_char_table = CONTROL_CHAR_TABLE
+    # How the log_message call under way is coloured: "request", "error" or not at all.
+    _log_style = ""
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Write ``format % args`` to stderr, control characters escaped (documented)."""
-        message = format % args
-        sys.stderr.write(
-            f"{self.address_string()} - - [{self.log_date_time_string()}] "
-            f"{message.translate(self._control_char_table)}\n"
-        )
+        """Write ``format % args`` to stderr, control characters escaped (documented).
+
+        On a terminal the line is coloured, as in Python 3.15 (see devserve._ansi):
+        a request's path, its status by class, an error's message.
+        """
+        stream = sys.stderr
+        table = self._control_char_table
+        style = self._log_style
+        if style and takes_colour(stream):
+            message = self._coloured(style, format, args, table)
+        else:
+            message = (format % args).translate(table)
+        stream.write(f"{self.address_string()} - - [{self.log_date_time_string()}] {message}\n")
+
+    @staticmethod
+    def _coloured(style: str, format: str, args: tuple[Any, ...], table: dict[int, str]) -> str:
+        """A log message with colour around its scrubbed parts."""
+        if style == "request" and format == '"%s" %s %s' and len(args) == 3:
+            line, code, size = (str(arg).translate(table) for arg in args)
+            words = line.split(" ")
+            if len(words) >= 2:
+                words[1] = ansi.paint(words[1], ansi.BOLD)
+            colour = ansi.status_colour(code)
+            return f'"{" ".join(words)}" {ansi.paint(code, colour) if colour else code} {size}'
+        return ansi.paint((format % args).translate(table), ansi.RED)
 
     # -------------------------------------------------------------- small helpers
 

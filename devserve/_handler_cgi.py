@@ -9,7 +9,6 @@ import contextlib
 import errno
 import os
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from typing import IO, Any, NamedTuple, cast
 from devserve import _cgi
 from devserve._handler_base import Body
 from devserve._handler_static import SimpleHTTPRequestHandler
+from devserve._io import is_tls
 from devserve._paths import may_serve
 from devserve._protocol import MAX_LINE, build_message
 
@@ -194,7 +194,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             server_port=int(getattr(self.server, "server_port", 0)),
             server_software=self.version_string(),
             headers=self.headers,
-            https=isinstance(self.connection, ssl.SSLSocket),
+            https=is_tls(self.connection),
             content_length=length if length or self._has_body() else None,
             extra=self.cgi_extra_env,
         )

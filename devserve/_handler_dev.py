@@ -20,7 +20,7 @@ from devserve._handler_base import Body
 from devserve._handler_cgi import CGIHTTPRequestHandler
 from devserve._handler_static import SimpleHTTPRequestHandler
 from devserve._io import MemoryFile, OpenFile, SocketWriter, layout_body
-from devserve._loop import reproduces
+from devserve._overrides import reproduces
 from devserve._paths import SymlinkPolicy
 from devserve._site import Reply, Site, site_request
 from devserve.events import Journal, RequestRecord

@@ -17,7 +17,6 @@ import io
 import os
 import shutil
 import socket
-import ssl
 import stat
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -27,8 +26,29 @@ from devserve._protocol import ByteRange
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+try:
+    import ssl
+except ImportError:  # a Python built without it: everything but HTTPS still works
+    HAVE_SSL = False
+else:
+    HAVE_SSL = True
+
 # A client that went away mid-response; its connection is closed without a word.
-CLIENT_GONE: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, ssl.SSLError)
+CLIENT_GONE: tuple[type[BaseException], ...] = (
+    (ConnectionError, TimeoutError, ssl.SSLError) if HAVE_SSL else (ConnectionError, TimeoutError)
+)
+
+
+# A TLS socket with nothing to give yet (a record that carried no application data).
+TLS_WOULD_BLOCK: tuple[type[BaseException], ...] = (
+    (ssl.SSLWantReadError, ssl.SSLWantWriteError) if HAVE_SSL else ()
+)
+
+
+def is_tls(sock: object) -> bool:
+    """Whether ``sock`` is a TLS socket."""
+    return HAVE_SSL and isinstance(sock, ssl.SSLSocket)
+
 
 # A file a body is read from: a stdlib file object or our OpenFile.
 Readable = BinaryIO | io.RawIOBase

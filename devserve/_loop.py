@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import selectors
 import socket
 import sys
@@ -40,42 +39,22 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable
-from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any
 
-from devserve._files import Dependencies, still_true
 from devserve._io import CLIENT_GONE
+from devserve._loop_output import Out, Shrank, discard, send_out
+from devserve._loop_replies import Again, ReplyWriter, Reports
+from devserve._overrides import LOOP_HOOKS, reproduces
 from devserve._protocol import (
-    MAX_HEADERS,
-    ByteRange,
     ProtocolError,
-    check_framing,
-    http_date,
-    parse_field_section,
+    head_end,
     parse_request_line,
+    read_plain_head,
 )
 from devserve._servers import ThreadingHTTPServer
 from devserve._site import Reply, Site, SiteRequest
 from devserve._static_rules import closing_connection_field, keeps_alive
-from devserve.events import Journal, RequestRecord, refusal
-
-# Methods the site's answers stand in for; a handler class overriding one gets no
-# answers from the loop unless the class that overrides it declares
-# ``_site_safe = True`` in its own body (it promises the site gives its responses).
-SITE_HOOKS = frozenset(
-    {
-        "handle_one_request", "parse_request", "handle_expect_100", "do_GET", "do_HEAD",
-        "send_head", "copyfile", "translate_path", "guess_type", "list_directory",
-        "send_response", "send_response_only", "send_header", "end_headers", "flush_headers",
-        "send_error", "log_request", "log_message", "log_error", "version_string",
-        "date_time_string", "address_string", "MessageClass", "error_message_format",
-        "error_content_type", "responses", "index_pages", "extensions_map",
-        "default_content_type",
-    }
-)  # fmt: skip
-# Overriding one of these means the handler manages the connection itself.
-LOOP_HOOKS = frozenset({"setup", "handle", "finish"})
+from devserve.events import Journal, refusal
 
 # A request head is read in the loop only up to this size; a longer one is a
 # thread's to answer (it knows the 414 and 431 rules).
@@ -90,87 +69,9 @@ ACCEPT_BATCH = 64
 ACCEPT_PAUSE = 0.05
 # Bodies up to this size are copied behind the head and sent as one buffer.
 COPY_LIMIT = 16 * 1024
-# The most bytes one sendfile call may move, and one connection may send before the
-# loop turns to the others, so a large file on a fast client cannot hold the loop.
-SENDFILE_CHUNK = 1024 * 1024
-SEND_BUDGET = 4 * 1024 * 1024
-# Repeated log lines remembered (by client, request and answer).
-REPEATERS = 1024
-
-# Response heads remembered (by status, fields and connection: a few hundred bytes each).
-MAX_HEADS = 4096
-# The bytes replies remembered by request head may hold in all (heads, bodies, keys).
-ANSWERS_BYTES = 8 * 1024 * 1024
-# Where the Date line goes in a head being assembled (never sent).
-_DATE_MARK = b"Date: \x00\r\n"
 
 _LISTENER = object()
 _WAKER = object()
-_PHRASES = {status.value: status.phrase for status in HTTPStatus}
-
-
-def reproduces(handler_class: Any, hooks: Iterable[str] = SITE_HOOKS) -> bool:
-    """Whether no class of ``handler_class`` overrides ``hooks`` without being site-safe.
-
-    The walk stops at a class that declares ``_site_base = True`` (the documented
-    handlers, whose behaviour devserve's classes build on).
-    """
-    cls = getattr(handler_class, "func", handler_class)  # functools.partial(Handler, ...)
-    if not isinstance(cls, type):
-        return False
-    names = frozenset(hooks)
-    for klass in cls.__mro__:
-        own = vars(klass)
-        if own.get("_site_base", False):
-            return True
-        if own.get("_site_safe", False):
-            if names & LOOP_HOOKS & own.keys():
-                return False  # site-safe is no promise about the connection
-        elif names & own.keys():
-            return False
-    return False
-
-
-class _FileChunk:
-    """Bytes still to send from an open file: ``sendfile`` from ``offset``."""
-
-    __slots__ = ("count", "fd", "offset", "path")
-
-    def __init__(self, fd: int, offset: int, count: int, path: str) -> None:
-        self.fd = fd
-        self.offset = offset
-        self.count = count
-        self.path = path
-
-
-class _Shrank(ConnectionAbortedError):
-    """The file being sent got shorter than the response promised: the connection must close."""
-
-
-class _CloseFile:
-    """Close a body's descriptor once everything before it went out."""
-
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-
-_Out = memoryview | _FileChunk | _CloseFile
-
-
-class _Again(NamedTuple):
-    """A reply the loop computed for one exact request head, to send again while it holds."""
-
-    pre: bytes  # the head up to the Date line
-    post: bytes  # the head after it
-    body: bytes | None
-    deps: Dependencies  # what it was computed from (see `devserve._files.still_true`)
-    close: bool
-    method: str
-    target: str
-    reply: Reply  # for the request log
-    cost: int  # the memory it holds, about
 
 
 class _Conn:
@@ -184,7 +85,7 @@ class _Conn:
         self.addr = addr
         self.client = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
         self.buf = bytearray(buf)
-        self.out: deque[_Out] | None = None  # what the socket has not taken yet
+        self.out: deque[Out] | None = None  # what the socket has not taken yet
         self.close_after = False
         self.deadline = deadline
         self.in_head = False  # the request_timeout for a partial head is running
@@ -225,13 +126,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
         self._loop_done = threading.Event()
         self._loop_done.set()
         self._selector: selectors.BaseSelector | None = None
-        self._date = (0, b"")
         self._accept_paused_until = 0.0
-        self._repeaters: dict[tuple[object, ...], Callable[[float, float], None]] = {}
-        self._heads: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
-        # Replies by the exact request head they answered (see `_remember`).
-        self._answers: dict[bytes, _Again] = {}
-        self._answers_size = 0
         self.answered_in_loop = 0
         self._waker: tuple[socket.socket, socket.socket] | None = None
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
@@ -241,13 +136,14 @@ class LoopHTTPServer(ThreadingHTTPServer):
         )
         self.site = site if self._loop_usable and reproduces(handler) else None
         self.journal = journal
+        self.reports = Reports(journal) if journal is not None else None
         self._protocol = protocol_version or str(getattr(handler, "protocol_version", "HTTP/1.0"))
         # A request line without a version is HTTP/0.9 only if the handler assumes so.
         self._simple_ok = getattr(handler, "default_request_version", "") == "HTTP/0.9"
-        self._server_line = b""
+        self.replies: ReplyWriter | None = None
         if self.site is not None:
             server = f"{server_version or handler.server_version} {handler.sys_version}"
-            self._server_line = f"Server: {server}\r\n".encode("latin-1")
+            self.replies = ReplyWriter(self.site, self._protocol, server)
         timeout = getattr(handler, "timeout", None)
         self._write_timeout = timeout if timeout else WRITE_TIMEOUT
         if self._loop_usable:
@@ -441,7 +337,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
         """Answer the requests ``conn.buf`` holds, in order; hand off what the loop does not."""
         while conn.buf and conn.out is None:
             buf = conn.buf
-            end = _head_end(buf)
+            end = head_end(buf)
             if end < 0:
                 if len(buf) > HEAD_LIMIT:
                     self._hand_off(conn)
@@ -449,8 +345,8 @@ class LoopHTTPServer(ThreadingHTTPServer):
                     self._await_head(conn)
                 return
             head = bytes(buf[:end])
-            again = self._answers.get(head)
-            if again is not None and still_true(again.deps):
+            again = self.replies.recall(head) if self.replies is not None else None
+            if again is not None:
                 self._answer_again(conn, again)
             elif not self._answer(conn, head):
                 self._hand_off(conn)
@@ -480,43 +376,25 @@ class LoopHTTPServer(ThreadingHTTPServer):
             return False
         started = time.perf_counter()
         when = time.time()
-        line_end = head.index(b"\n")
-        # The header section: every line after the request line, up to the blank one.
-        section = head[line_end + 1 : -2 if head.endswith(b"\r\n") else -1]
-        if section.count(b"\n") >= MAX_HEADERS:
-            return False  # the handler's 431
-        try:
-            parsed = parse_request_line(head[:line_end].decode("latin-1").rstrip("\r"))
-            if parsed is None or not parsed.version:
-                return False
-            fields = parse_field_section(section)
-            found = {name.lower(): value for name, value in reversed(fields)}
-            framed = "content-length" in found or "transfer-encoding" in found
-            if (framed or "range" in found) and check_framing(
-                fields, parsed.version_number
-            ).has_body:
-                return False
-        except ProtocolError:
+        request = read_plain_head(head)
+        if request is None:
             return False
-        if "expect" in found or "transfer-encoding" in found:
-            return False
-        method, target = parsed.command, parsed.path
+        line, fields = request
+        method, target = line.command, line.path
         if not site.answers(method, target):
             return False
-        reply = site.respond(SiteRequest(method, target, found))
-        close = not keeps_alive(parsed.version_number, self._protocol, found.get("connection"))
-        size = self._send_reply(conn, reply, close, method, parsed.version, head)
+        reply = site.respond(SiteRequest(method, target, fields))
+        close = not keeps_alive(line.version_number, self._protocol, fields.get("connection"))
+        size = self._send_reply(conn, reply, close, method, line.version, head)
         self._report(conn, method, target, reply, size, when, time.perf_counter() - started)
         return True
 
-    def _answer_again(self, conn: _Conn, again: _Again) -> None:
+    def _answer_again(self, conn: _Conn, again: Again) -> None:
         """Send a reply computed earlier for the very same head, its inputs unchanged."""
         started = time.perf_counter()
         when = time.time()
-        second = int(when)
-        if self._date[0] != second:
-            self._date = (second, f"Date: {http_date()}\r\n".encode("ascii"))
-        head = b"".join((again.pre, self._date[1], again.post))
+        assert self.replies is not None
+        head = b"".join((again.pre, self.replies.date_line(), again.post))
         conn.close_after = again.close
         body = again.body
         if body is None or len(body) <= COPY_LIMIT:
@@ -548,9 +426,8 @@ class LoopHTTPServer(ThreadingHTTPServer):
         if not site.answers("GET", parsed.path):
             return False
         reply = site.respond(SiteRequest("GET", parsed.path, _NO_FIELDS))
-        out = self._body(reply)
-        size = sum(len(item) if isinstance(item, memoryview) else 0 for item in out)
-        size += sum(item.count for item in out if isinstance(item, _FileChunk))
+        out = ReplyWriter.body(reply)
+        size = reply.length
         del buf[: line_end + 1]
         conn.close_after = True
         self._send(conn, out)
@@ -564,28 +441,17 @@ class LoopHTTPServer(ThreadingHTTPServer):
     ) -> int:
         """Queue ``reply``'s head and body on ``conn``; returns the bytes it amounts to.
 
-        A reply whose inputs the site could name (`Reply.deps`) and whose body is
-        in memory is remembered for ``request``, the head it answers.
+        The reply is remembered for ``request``, the head it answers, when it can be
+        (see `ReplyWriter.remember`).
         """
-        site = self.site
-        assert site is not None
-        status = reply.status
-        second = int(time.time())
-        if self._date[0] != second:
-            self._date = (second, f"Date: {http_date()}\r\n".encode("ascii"))
-        connection = closing_connection_field(close, True, status, method, version)
-        key = (status, reply.fields, reply.uncacheable, connection)
-        around = self._heads.get(key)
-        if around is None:
-            around = self._head_around_date(reply, connection)
-            if len(self._heads) >= MAX_HEADS:
-                self._heads.clear()
-            self._heads[key] = around
-        head = b"".join((around[0], self._date[1], around[1]))
+        replies = self.replies
+        assert replies is not None
+        connection = closing_connection_field(close, True, reply.status, method, version)
+        around = replies.head(reply, connection)
+        head = b"".join((around[0], replies.date_line(), around[1]))
         conn.close_after = close
-        body = self._body(reply) if method != "HEAD" else None
-        if reply.deps is not None and not (body and isinstance(body[-1], _CloseFile)):
-            self._remember(request, reply, around, body, close, method)
+        body = replies.body(reply) if method != "HEAD" else None
+        replies.remember(request, reply, around, body, close, method)
         if not body:
             self._send_bytes(conn, head)
             return len(head)
@@ -610,83 +476,6 @@ class LoopHTTPServer(ThreadingHTTPServer):
         if sent < len(data):
             self._send(conn, deque([memoryview(data)[sent:]]))
 
-    def _remember(
-        self,
-        request: bytes,
-        reply: Reply,
-        around: tuple[bytes, bytes],
-        body: deque[_Out] | None,
-        close: bool,
-        method: str,
-    ) -> None:
-        """Keep the reply to ``request`` for the next identical head (bounded in bytes)."""
-        assert reply.deps is not None
-        data: bytes | None = None
-        if body:
-            views = [item for item in body if isinstance(item, memoryview)]
-            source = reply.source
-            whole = source.data if source is not None else None
-            if len(views) == 1 and whole is not None and len(views[0]) == len(whole):
-                data = whole  # the file's own bytes, not a copy
-            else:
-                data = b"".join(views)
-        cost = len(around[0]) + len(around[1]) + len(data or b"") + len(request) + 256
-        if cost > ANSWERS_BYTES // 16:
-            return
-        target = request.split(b" ", 2)[1].decode("latin-1")
-        again = _Again(around[0], around[1], data, reply.deps, close, method, target, reply, cost)
-        answers = self._answers
-        old = answers.pop(request, None)
-        if old is not None:
-            self._answers_size -= old.cost
-        answers[request] = again
-        self._answers_size += cost
-        while self._answers_size > ANSWERS_BYTES:
-            oldest = next(iter(answers))
-            self._answers_size -= answers.pop(oldest).cost
-
-    def _head_around_date(self, reply: Reply, connection: str | None) -> tuple[bytes, bytes]:
-        """A reply's head as the handler writes it, in two parts: before and after Date.
-
-        Lines: status, Server, Date, the reply's fields, the site's configured
-        headers (`Site.finish_head`, which the handler's ``end_headers`` calls too),
-        Connection, the blank line.
-        """
-        site = self.site
-        assert site is not None
-        status = reply.status
-        lines = [
-            f"{self._protocol} {status} {_PHRASES.get(status, '')}\r\n".encode("latin-1"),
-            self._server_line,
-            _DATE_MARK,
-        ]
-        lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in reply.fields)
-        site.finish_head(lines, status, reply.uncacheable)
-        if connection is not None:
-            lines.append(f"Connection: {connection}\r\n".encode("ascii"))
-        lines.append(b"\r\n")
-        at = lines.index(_DATE_MARK)
-        return b"".join(lines[:at]), b"".join(lines[at + 1 :])
-
-    @staticmethod
-    def _body(reply: Reply) -> deque[_Out]:
-        """The output items of a reply's body: views of memory, file chunks, a close."""
-        out: deque[_Out] = deque()
-        source = reply.source
-        data = memoryview(source.data) if source is not None and source.data is not None else None
-        fd = source.fd if source is not None else None
-        for part in reply.parts:
-            if not isinstance(part, ByteRange):
-                out.append(memoryview(part))
-            elif data is not None:
-                out.append(data[part.first : part.last + 1])
-            elif fd is not None:
-                assert source is not None
-                out.append(_FileChunk(fd, part.first, part.length, source.path))
-        if fd is not None:
-            out.append(_CloseFile(fd))
-        return out
-
     def _report(
         self,
         conn: _Conn,
@@ -698,57 +487,19 @@ class LoopHTTPServer(ThreadingHTTPServer):
         duration: float,
     ) -> None:
         self.answered_in_loop += 1
-        journal = self.journal
-        if journal is None or (not reply.logged and reply.status < 400):
-            return
-        key = (conn.client, method, target, reply.status, size, reply.served, reply.note)
-        emit = self._repeaters.get(key)
-        if emit is None:
-            record = RequestRecord(
-                when, conn.client, method, target, reply.status, size, duration, reply.served,
-                reply.note,
-            )  # fmt: skip
-            if len(self._repeaters) >= REPEATERS:
-                self._repeaters.clear()
-            emit = self._repeaters[key] = journal.repeats(record)
-        emit(when, duration)
+        if self.reports is not None:
+            self.reports.report(conn.client, method, target, reply, size, when, duration)
 
     # ------------------------------------------------------------------ output
 
-    def _send(self, conn: _Conn, out: deque[_Out]) -> None:
+    def _send(self, conn: _Conn, out: deque[Out]) -> None:
         """Send what ``out`` holds; what the socket does not take waits for it to be writable."""
-        sock = conn.sock
-        budget = SEND_BUDGET
         try:
-            while out and budget > 0:
-                item = out[0]
-                if isinstance(item, _CloseFile):
-                    out.popleft()
-                    os.close(item.fd)
-                    continue
-                if isinstance(item, _FileChunk):
-                    wanted = min(item.count, SENDFILE_CHUNK)
-                    sent = os.sendfile(conn.fd, item.fd, item.offset, wanted)
-                    if sent == 0:
-                        raise _Shrank(f"{item.path}: file shrank while being sent")
-                    item.offset += sent
-                    item.count -= sent
-                    if item.count == 0:
-                        out.popleft()
-                else:
-                    views = _views(out)
-                    wanted = sum(len(v) for v in views)
-                    sent = sock.send(views[0]) if len(views) == 1 else sock.sendmsg(views)
-                    _consume(out, sent)
-                budget -= sent
-                if sent < wanted:
-                    break  # the socket is full
-        except (BlockingIOError, InterruptedError):
-            pass
+            send_out(conn.sock, out)
         except OSError as error:
-            if isinstance(error, _Shrank) and self.journal is not None:
+            if isinstance(error, Shrank) and self.journal is not None:
                 self.journal.error(str(error))
-            _discard(out)
+            discard(out)
             conn.close_after = True
             if conn.out is not None:
                 conn.out = None
@@ -805,7 +556,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
             return  # closed already, or handed off: no longer the loop's
         del self._conns[conn.fd]
         if conn.out is not None:
-            _discard(conn.out)
+            discard(conn.out)
             conn.out = None
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
@@ -924,50 +675,3 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
 
 _NO_FIELDS: dict[str, str] = {}
-
-
-def _head_end(buf: bytearray) -> int:
-    """The index just past the blank line ending a request head, or -1 if it has not come.
-
-    Lines may end in CRLF or a bare LF, as the handler's ``readline`` reads them.
-    """
-    crlf = buf.find(b"\n\r\n")
-    lf = buf.find(b"\n\n")
-    if crlf < 0:
-        return lf + 2 if lf >= 0 else -1
-    if 0 <= lf < crlf:
-        return lf + 2
-    return crlf + 3
-
-
-def _views(out: deque[_Out]) -> list[memoryview]:
-    """The memory views at the front of ``out`` (up to the first file chunk)."""
-    views = []
-    for item in out:
-        if not isinstance(item, memoryview):
-            break
-        views.append(item)
-        if len(views) == 64:
-            break
-    return views
-
-
-def _consume(out: deque[_Out], sent: int) -> None:
-    """Drop what ``sent`` bytes of the views at the front of ``out`` covered."""
-    while sent:
-        item = out[0]
-        assert isinstance(item, memoryview)
-        if sent < len(item):
-            out[0] = item[sent:]
-            return
-        sent -= len(item)
-        out.popleft()
-
-
-def _discard(out: deque[_Out]) -> None:
-    """Close the descriptors an unsent body still holds."""
-    for item in out:
-        if isinstance(item, _CloseFile):
-            with contextlib.suppress(OSError):
-                os.close(item.fd)
-    out.clear()

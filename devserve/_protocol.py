@@ -141,6 +141,50 @@ def parse_field_lines(lines: list[bytes]) -> list[tuple[str, str]]:
     return fields
 
 
+def head_end(buf: bytes | bytearray) -> int:
+    """The index just past the blank line ending a request head, or -1 if it has not come.
+
+    Lines may end in CRLF or a bare LF, as a handler's ``readline`` reads them.
+    """
+    crlf = buf.find(b"\n\r\n")
+    lf = buf.find(b"\n\n")
+    if crlf < 0:
+        return lf + 2 if lf >= 0 else -1
+    if 0 <= lf < crlf:
+        return lf + 2
+    return crlf + 3
+
+
+def read_plain_head(head: bytes) -> tuple[RequestLine, dict[str, str]] | None:
+    """A complete request head (up to its blank line) with no body and nothing unusual.
+
+    Returns the request line and its fields (lower-cased names; where a name
+    repeats, the first value), read by the same rules as a handler reads them.
+    None when a handler must answer it instead: a malformed or HTTP/0.9 line, a
+    malformed or unusable header (its 400 or 431 is the handler's), a body, or
+    ``Expect``.
+    """
+    line_end = head.index(b"\n")
+    # The header section: every line after the request line, up to the blank one.
+    section = head[line_end + 1 : -2 if head.endswith(b"\r\n") else -1]
+    if section.count(b"\n") >= MAX_HEADERS:
+        return None
+    try:
+        line = parse_request_line(head[:line_end].decode("latin-1").rstrip("\r"))
+        if line is None or not line.version:
+            return None
+        fields = parse_field_section(section)
+        found = {name.lower(): value for name, value in reversed(fields)}
+        framed = "content-length" in found or "transfer-encoding" in found
+        if (framed or "range" in found) and check_framing(fields, line.version_number).has_body:
+            return None
+    except ProtocolError:
+        return None
+    if "expect" in found or "transfer-encoding" in found:
+        return None
+    return line, found
+
+
 # The longest decimal number a request may carry in Content-Length or Range.
 MAX_DIGITS = 18
 

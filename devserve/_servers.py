@@ -10,14 +10,16 @@ import math
 import os
 import socket
 import socketserver
-import ssl
 import sys
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devserve._io import CLIENT_GONE
+from devserve._io import CLIENT_GONE, is_tls
+
+if TYPE_CHECKING:
+    import ssl
 
 
 class HTTPServer(socketserver.TCPServer):
@@ -193,7 +195,7 @@ _BUSY_RESPONSE = (
 
 def _refuse_busy(request: Any) -> None:
     """Tell an over-the-limit client 503 without ever blocking the accept loop."""
-    if isinstance(request, ssl.SSLSocket):
+    if is_tls(request):
         return  # no handshake yet: the plain close is all it can get
     with contextlib.suppress(OSError):
         request.setblocking(False)
@@ -224,6 +226,10 @@ class HTTPSServer(HTTPServer):
         password: Any = None,
         alpn_protocols: Iterable[str] | None = None,
     ) -> None:
+        try:
+            import ssl
+        except ImportError:
+            raise RuntimeError("SSL module is missing; HTTPS support is unavailable") from None
         self.ssl = ssl
         self.certfile = certfile
         self.keyfile = keyfile
@@ -240,6 +246,8 @@ class HTTPSServer(HTTPServer):
         )
 
     def _create_context(self) -> ssl.SSLContext:
+        import ssl  # __init__ imported it already: it exists
+
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.certfile, self.keyfile, self.password)
         context.set_alpn_protocols(self.alpn_protocols)

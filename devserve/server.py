@@ -12,11 +12,13 @@ and never exits the process.
 
 from __future__ import annotations
 
+import warnings
+
 # Module-level names the stdlib module also has, re-exported for code that uses them.
 from devserve._handler_base import DEFAULT_ERROR_CONTENT_TYPE as DEFAULT_ERROR_CONTENT_TYPE
 from devserve._handler_base import DEFAULT_ERROR_MESSAGE as DEFAULT_ERROR_MESSAGE
 from devserve._handler_base import BaseHTTPRequestHandler as BaseHTTPRequestHandler
-from devserve._handler_base import __version__ as __version__
+from devserve._handler_base import __version__ as _version
 from devserve._handler_cgi import CGIHTTPRequestHandler as CGIHTTPRequestHandler
 from devserve._handler_cgi import executable as executable
 from devserve._handler_cgi import nobody_uid as nobody_uid
@@ -35,6 +37,19 @@ __all__ = [
     "ThreadingHTTPSServer",
     "ThreadingHTTPServer",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``__version__`` still answers, with the warning Python 3.15 gives for it."""
+    if name == "__version__":
+        warnings.warn(
+            "'__version__' is deprecated and slated for removal in Python 3.20",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _version
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 if __name__ == "__main__":
     # ``python -m devserve.server``: the ``python -m http.server`` command line.

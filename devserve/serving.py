@@ -12,7 +12,6 @@ import errno
 import os
 import signal
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -351,11 +350,14 @@ def create_server(
                     continue
                 if host != hosts[-1] and error.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
                     break  # no IPv6 here: try the next host
-                if isinstance(error, ssl.SSLError):
-                    raise ServeError(f"TLS setup failed: {error.reason or error}") from None
+                failure = _tls_failure(error) if tls else None
+                if failure is not None:
+                    raise ServeError(failure) from None
                 raise ServeError(_bind_message(host, port, error)) from None
             except (OverflowError, UnicodeError, ValueError) as error:
                 raise ServeError(f"cannot bind {host}:{port}: {error}") from None
+            except RuntimeError as error:  # HTTPS on a Python built without ssl
+                raise ServeError(str(error)) from None
             moved = DEFAULT_PORT if config.port is None and port != DEFAULT_PORT else None
             return server, moved
     raise ServeError("no free port found")  # pragma: no cover - the loops return or raise
@@ -414,6 +416,15 @@ def start_watcher(
     except WatchError as error:
         raise ServeError(str(error)) from None
     return watcher
+
+
+def _tls_failure(error: OSError) -> str | None:
+    """The message for a failure to set up TLS, or None if ``error`` is something else."""
+    import ssl  # only ever asked with --tls-cert, which needs it
+
+    if isinstance(error, ssl.SSLError):
+        return f"TLS setup failed: {error.reason or error}"
+    return None
 
 
 def _bind_message(host: str, port: int, error: OSError) -> str:

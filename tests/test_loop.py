@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from devserve import server as ds
 from devserve import serving
 from devserve._handler_dev import DevHandler, HandlerContext
-from devserve._loop import LOOP_HOOKS, SITE_HOOKS, LoopHTTPServer, reproduces
+from devserve._loop import LoopHTTPServer
+from devserve._overrides import LOOP_HOOKS, SITE_HOOKS, reproduces
 from devserve._protocol import make_etag
 from devserve._site import Site
 from devserve.config import ReloadConfig, ServeConfig
@@ -541,7 +542,7 @@ def test_an_answer_given_again_follows_every_change_to_what_it_came_from(
         # a 404 becomes the file once it exists
         assert status_of(get(port, "/new.txt")) == 404
         assert status_of(get(port, "/new.txt")) == 404
-        assert server._answers, "the 404 was remembered"
+        assert server.replies.answers, "the 404 was remembered"
         (root / "new.txt").write_text("now here")
         assert get(port, "/new.txt").endswith(b"now here")
         # a rewrite (another size) is sent, never the remembered bytes
@@ -567,13 +568,13 @@ def test_answers_given_again_are_bounded_in_bytes(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("devserve._files.RACY_SECONDS", 0.0)
-    monkeypatch.setattr("devserve._loop.ANSWERS_BYTES", 64 * 1024)
+    monkeypatch.setattr("devserve._loop_replies.ANSWERS_BYTES", 64 * 1024)
     with serve(root, quiet=True) as (server, _, _):
         port = port_of(server)
         for i in range(200):  # 200 spellings of one file, each remembered under its own head
             assert exchange(port, b"GET /notes.txt?v=%d HTTP/1.0\r\n\r\n" % i).endswith(b"789")
-        assert 0 < server._answers_size <= 64 * 1024
-        assert len(server._answers) < 200
+        assert 0 < server.replies.answers_size <= 64 * 1024
+        assert len(server.replies.answers) < 200
 
 
 # --------------------------------------------------------------------------- reports

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
-import ssl
 from collections.abc import Callable
 
+from devserve._io import TLS_WOULD_BLOCK
 from devserve.reload.hub import ReloadHub, Subscription
 
 # Milliseconds a browser waits before reconnecting (a restarted server is found fast).
@@ -42,8 +42,10 @@ def client_gone(sock: socket.socket) -> bool:
     sock.settimeout(0)
     try:
         return not sock.recv(4096)  # b"": an orderly close; anything else is ignored
-    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return False  # e.g. a TLS record that carried no data
+    except (BlockingIOError, InterruptedError):
+        return False
+    except TLS_WOULD_BLOCK:
+        return False  # a TLS record that carried no data
     except OSError:
         return True
     finally:
