@@ -9,11 +9,24 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from devserve import __version__
+from devserve.config import CGIConfig as _CGIDefaults
+from devserve.config import ServeConfig as _ServeDefaults
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from devserve.config import CGIConfig, ServeConfig
+
+# The configuration's defaults, shown by --help (devserve.config is cheap to import).
+IDLE_TIMEOUT = _ServeDefaults.idle_timeout
+MAX_CONNECTIONS = _ServeDefaults.max_connections
+CGI_TIMEOUT = _CGIDefaults.timeout
+CGI_MAX_BODY = _CGIDefaults.max_body
 
 app = typer.Typer(
     name="devserve",
@@ -76,11 +89,11 @@ def main_options(
     """A development web server: serve a folder over HTTP."""
 
 
-# Options shared by `serve` and `cgi`, declared once. Typer reads these
-# annotations at run time, hence Optional[...] rather than "X | None".
+# Options shared by `serve` and `cgi`, declared once; their defaults are the
+# configuration's own (devserve.config), so the two cannot drift apart.
 Directory = Annotated[Path, typer.Argument(help="Folder to serve.", show_default=True)]
 PortOption = Annotated[
-    Optional[int],  # noqa: UP045
+    int | None,
     typer.Option(
         "--port",
         "-p",
@@ -88,7 +101,7 @@ PortOption = Annotated[
     ),
 ]
 BindOption = Annotated[
-    Optional[str],  # noqa: UP045
+    str | None,
     typer.Option(
         "--bind",
         "-b",
@@ -107,7 +120,7 @@ CorsOption = Annotated[
     typer.Option("--cors", help="Allow cross-origin requests (Access-Control-Allow-Origin: *)."),
 ]
 HeaderOption = Annotated[
-    Optional[list[str]],  # noqa: UP045
+    list[str] | None,
     typer.Option(
         "--header", "-H", metavar="'NAME: VALUE'", help="Add a response header (repeatable)."
     ),
@@ -127,15 +140,15 @@ FollowSymlinksOption = Annotated[
     bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead outside the folder.")
 ]
 TlsCertOption = Annotated[
-    Optional[Path],  # noqa: UP045
+    Path | None,
     typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
 ]
 TlsKeyOption = Annotated[
-    Optional[Path],  # noqa: UP045
+    Path | None,
     typer.Option("--tls-key", help="Private key for --tls-cert (PEM)."),
 ]
 TlsPasswordOption = Annotated[
-    Optional[Path],  # noqa: UP045
+    Path | None,
     typer.Option("--tls-password-file", help="File holding the key's password."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No request log.")]
@@ -166,11 +179,11 @@ ReloadOption = Annotated[
     ),
 ]
 WatchOption = Annotated[
-    Optional[list[Path]],  # noqa: UP045
+    list[Path] | None,
     typer.Option("--watch", metavar="PATH", help="With --reload, also watch PATH (repeatable)."),
 ]
 IgnoreOption = Annotated[
-    Optional[list[str]],  # noqa: UP045
+    list[str] | None,
     typer.Option(
         "--ignore",
         metavar="GLOB",
@@ -200,20 +213,47 @@ def serve(
     quiet: QuietOption = False,
     log_format: LogFormatOption = LogFormat.pretty,
     reload: ReloadOption = False,
-    idle_timeout: IdleTimeoutOption = 30.0,
-    max_connections: MaxConnectionsOption = 1024,
+    idle_timeout: IdleTimeoutOption = IDLE_TIMEOUT,
+    max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
-    _run(locals(), None)
+    config = _configured(
+        lambda: _serve_config(
+            directory=directory,
+            port=port,
+            bind=bind,
+            lan=lan,
+            protocol=protocol,
+            open_browser=open_browser,
+            cors=cors,
+            header=header,
+            spa=spa,
+            no_listing=no_listing,
+            show_hidden=show_hidden,
+            follow_symlinks=follow_symlinks,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_password_file=tls_password_file,
+            quiet=quiet,
+            log_format=log_format,
+            reload=reload,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            watch=watch,
+            ignore=ignore,
+            cgi=None,
+        )
+    )
+    _serve(config)
 
 
 @app.command()
 def cgi(
     directory: Directory = Path("."),
     cgi_dir: Annotated[
-        Optional[list[str]],  # noqa: UP045
+        list[str] | None,
         typer.Option(
             "--cgi-dir",
             metavar="URL-PATH",
@@ -224,15 +264,15 @@ def cgi(
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=0.1, help="Seconds a script may run before it is killed."),
-    ] = 60.0,
+    ] = CGI_TIMEOUT,
     env: Annotated[
-        Optional[list[str]],  # noqa: UP045
+        list[str] | None,
         typer.Option(
             "--env", metavar="NAME=VALUE", help="Set a variable for scripts (repeatable)."
         ),
     ] = None,
     pass_env: Annotated[
-        Optional[list[str]],  # noqa: UP045
+        list[str] | None,
         typer.Option(
             "--pass-env",
             metavar="NAME",
@@ -243,7 +283,7 @@ def cgi(
     max_body: Annotated[
         int,
         typer.Option("--max-body", min=0, metavar="BYTES", help="Largest request body accepted."),
-    ] = 1024**3,
+    ] = CGI_MAX_BODY,
     port: PortOption = None,
     bind: BindOption = None,
     lan: LanOption = False,
@@ -261,72 +301,135 @@ def cgi(
     quiet: QuietOption = False,
     log_format: LogFormatOption = LogFormat.pretty,
     reload: ReloadOption = False,
-    idle_timeout: IdleTimeoutOption = 30.0,
-    max_connections: MaxConnectionsOption = 1024,
+    idle_timeout: IdleTimeoutOption = IDLE_TIMEOUT,
+    max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
 ) -> None:
     """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
-    options = locals()
-    _run(options, options)
 
+    def build() -> ServeConfig:
+        from devserve.config import CGIConfig, parse_env
 
-def _run(options: dict[str, Any], cgi_options: dict[str, Any] | None) -> None:
-    """Build the configuration from parsed options, serve, and map errors to exit codes."""
-    from devserve import config as settings
-    from devserve import serving
-    from devserve.console import RequestLog, make_console, print_error
-
-    console = make_console()
-    log_format: LogFormat = options["log_format"]
-    try:
-        headers = tuple(settings.parse_header(text) for text in options["header"] or ())
-        reload = settings.reload_config(
-            options["reload"], options["watch"] or (), options["ignore"] or ()
+        gateway = CGIConfig(
+            directories=tuple(cgi_dir) if cgi_dir else CGIConfig.directories,
+            timeout=timeout,
+            env=tuple(parse_env(text) for text in env or ()),
+            pass_env=tuple(pass_env or ()),
+            max_body=max_body,
         )
-        cgi = None
-        if cgi_options is not None:
-            cgi = settings.CGIConfig(
-                directories=tuple(cgi_options["cgi_dir"] or settings.CGIConfig.directories),
-                timeout=cgi_options["timeout"],
-                env=tuple(settings.parse_env(text) for text in cgi_options["env"] or ()),
-                pass_env=tuple(cgi_options["pass_env"] or ()),
-                max_body=cgi_options["max_body"],
-            )
-        config = settings.ServeConfig(
-            directory=options["directory"],
-            port=options["port"],
-            bind=options["bind"],
-            lan=options["lan"],
-            protocol=options["protocol"].value,
-            open_browser=options["open_browser"],
-            cors=options["cors"],
-            headers=headers,
-            spa=options["spa"],
-            listing=not options["no_listing"],
-            show_hidden=options["show_hidden"],
-            follow_symlinks=options["follow_symlinks"],
-            tls_cert=options["tls_cert"],
-            tls_key=options["tls_key"],
-            tls_password_file=options["tls_password_file"],
-            quiet=options["quiet"],
-            log_format=log_format.value,
-            cgi=cgi,
+        return _serve_config(
+            directory=directory,
+            port=port,
+            bind=bind,
+            lan=lan,
+            protocol=protocol,
+            open_browser=open_browser,
+            cors=cors,
+            header=header,
+            spa=spa,
+            no_listing=no_listing,
+            show_hidden=show_hidden,
+            follow_symlinks=follow_symlinks,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_password_file=tls_password_file,
+            quiet=quiet,
+            log_format=log_format,
             reload=reload,
-            idle_timeout=options["idle_timeout"],
-            max_connections=options["max_connections"],
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            watch=watch,
+            ignore=ignore,
+            cgi=gateway,
         )
-    except settings.ServeError as error:
-        print_error(console, str(error))
-        raise typer.Exit(1) from None
-    log = RequestLog(console, log_format.value)
+
+    _serve(_configured(build))
+
+
+def _serve_config(
+    *,
+    directory: Path,
+    port: int | None,
+    bind: str | None,
+    lan: bool,
+    protocol: Protocol,
+    open_browser: bool,
+    cors: bool,
+    header: list[str] | None,
+    spa: bool,
+    no_listing: bool,
+    show_hidden: bool,
+    follow_symlinks: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_password_file: Path | None,
+    quiet: bool,
+    log_format: LogFormat,
+    reload: bool,
+    idle_timeout: float,
+    max_connections: int,
+    watch: list[Path] | None,
+    ignore: list[str] | None,
+    cgi: CGIConfig | None,
+) -> ServeConfig:
+    """The configuration the options of `serve` (and `cgi`) describe; ServeError if bad."""
+    from devserve.config import ServeConfig, parse_header, reload_config
+
+    return ServeConfig(
+        directory=directory,
+        port=port,
+        bind=bind,
+        lan=lan,
+        protocol=protocol.value,
+        open_browser=open_browser,
+        cors=cors,
+        headers=tuple(parse_header(text) for text in header or ()),
+        spa=spa,
+        listing=not no_listing,
+        show_hidden=show_hidden,
+        follow_symlinks=follow_symlinks,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_password_file=tls_password_file,
+        quiet=quiet,
+        log_format=log_format.value,
+        cgi=cgi,
+        reload=reload_config(reload, tuple(watch or ()), tuple(ignore or ())),
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
+
+
+def _configured(build: Callable[[], ServeConfig]) -> ServeConfig:
+    """The configuration ``build`` makes, or the error on one line and exit status 1."""
+    from devserve.config import ServeError
+
+    try:
+        return build()
+    except ServeError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> NoReturn:
+    from devserve.console import make_console, print_error
+
+    print_error(make_console(), message)
+    raise typer.Exit(1)
+
+
+def _serve(config: ServeConfig) -> None:
+    """Run the server for ``config`` with the request log on the terminal."""
+    from devserve import serving
+    from devserve.console import RequestLog, make_console
+
+    log = RequestLog(make_console(), config.log_format)
     log.start()
     try:
         serving.serve(config, log)
     except serving.ServeError as error:
         log.close()
-        print_error(console, str(error))
-        raise typer.Exit(1) from None
+        _fail(str(error))
     finally:
         log.close()
 
@@ -353,7 +456,7 @@ def check(
     spa: SpaOption = False,
     no_listing: NoListingOption = False,
     cgi_dir: Annotated[
-        Optional[list[str]],  # noqa: UP045
+        list[str] | None,
         typer.Option(
             "--cgi-dir",
             metavar="URL-PATH",
@@ -373,7 +476,7 @@ def check(
         bool, typer.Option("--strict", help="Exit with status 1 on warnings too, not only errors.")
     ] = False,
     ignore: Annotated[
-        Optional[list[str]],  # noqa: UP045
+        list[str] | None,
         typer.Option(
             "--ignore",
             metavar="CODE",

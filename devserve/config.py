@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_PORT = 8000
 # How many ports after the default are tried when it is busy.
 PORT_SEARCH = 20
 PROTOCOLS = ("HTTP/1.0", "HTTP/1.1")
-LOG_FORMATS = ("pretty", "plain", "json")
+LogFormat = Literal["pretty", "plain", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("pretty", "plain", "json")
 LOOPBACK = "127.0.0.1"
 
 # Headers about the connection and the message framing: one response's own
@@ -89,7 +91,7 @@ class ServeConfig:
     tls_key: Path | None = None
     tls_password_file: Path | None = None
     quiet: bool = False
-    log_format: str = "pretty"
+    log_format: LogFormat = "pretty"
     cgi: CGIConfig | None = None
     reload: ReloadConfig | None = None
     # Limits that keep slow, idle and flooding clients in check.

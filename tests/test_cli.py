@@ -102,6 +102,44 @@ def test_serve_builds_exact_config(
     assert captured == [expected]
 
 
+CGI = settings.CGIConfig
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], Config(cgi=CGI())),
+        (["site"], Config(directory=Path("site"), cgi=CGI())),
+        (
+            ["--cgi-dir", "/scripts/", "--cgi-dir", "/more", "--timeout", "2.5"],
+            Config(cgi=CGI(directories=("/scripts", "/more"), timeout=2.5)),
+        ),
+        (
+            ["--env", "A=1", "--env", "B=x=y", "--pass-env", "HOME", "--max-body", "10"],
+            Config(cgi=CGI(env=(("A", "1"), ("B", "x=y")), pass_env=("HOME",), max_body=10)),
+        ),
+        (
+            ["site", "-p", "0", "--reload", "--cors", "-H", "X-A: 1", "--log-format", "plain"],
+            Config(
+                directory=Path("site"),
+                port=0,
+                reload=settings.ReloadConfig(),
+                cors=True,
+                headers=(("X-A", "1"),),
+                log_format="plain",
+                cgi=CGI(),
+            ),
+        ),
+    ],
+)
+def test_cgi_builds_exact_config(
+    captured: list[serving.ServeConfig], args: list[str], expected: serving.ServeConfig
+) -> None:
+    result = runner.invoke(app, ["cgi", *args])
+    assert result.exit_code == 0, result.output
+    assert captured == [expected]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
