@@ -139,6 +139,11 @@ class RequestFacts:
     https: bool = False
     content_length: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # (AUTH_TYPE, REMOTE_USER) the server stands behind; None: no user is named.
+    # RFC 3875 4.1.11: REMOTE_USER is for a request the server authenticated.
+    auth: tuple[str, str | None] | None = None
+    # Hand the Authorization field to the script as HTTP_AUTHORIZATION (unverified).
+    pass_authorization: bool = False
 
 
 def cgi_environment(facts: RequestFacts, base: Mapping[str, str]) -> dict[str, str]:
@@ -172,13 +177,17 @@ def cgi_environment(facts: RequestFacts, base: Mapping[str, str]) -> dict[str, s
         CONTENT_TYPE=facts.headers.get("content-type") or "",
         CONTENT_LENGTH="" if facts.content_length is None else str(facts.content_length),
     )
-    for name in ("AUTH_TYPE", "REMOTE_USER", "HTTPS"):
+    for name in ("AUTH_TYPE", "REMOTE_USER", "HTTPS", "HTTP_AUTHORIZATION"):
         env.pop(name, None)
-    auth_type, user = basic_auth_user(facts.headers.get("authorization"))
-    if auth_type:
-        env["AUTH_TYPE"] = auth_type
-    if user is not None:
-        env["REMOTE_USER"] = user
+    if facts.auth is not None:
+        auth_type, user = facts.auth
+        if auth_type:
+            env["AUTH_TYPE"] = auth_type
+        if user is not None:
+            env["REMOTE_USER"] = user
+    authorization = facts.headers.get("authorization")
+    if facts.pass_authorization and authorization is not None:
+        env["HTTP_AUTHORIZATION"] = authorization
     if facts.https:
         env["HTTPS"] = "on"
     env.update(facts.extra)

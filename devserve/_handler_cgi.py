@@ -94,6 +94,8 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
     # passes only those names.
     cgi_pass_env: tuple[str, ...] | None = None
     cgi_extra_env: Mapping[str, str] = {}
+    # Hand the Authorization field to scripts as HTTP_AUTHORIZATION (unverified).
+    cgi_pass_authorization = False
     cgi_info: tuple[str, str]
     # devserve's site answers as this class does (see devserve._loop.reproduces).
     _site_base = True
@@ -197,6 +199,8 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             https=is_tls(self.connection),
             content_length=length if length or self._has_body() else None,
             extra=self.cgi_extra_env,
+            auth=self._script_auth(),
+            pass_authorization=self.cgi_pass_authorization,
         )
         base_env = (
             os.environ
@@ -218,6 +222,16 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
                 source.close()
         if redirect is not None:
             self._internal_redirect(redirect)
+
+    def _script_auth(self) -> tuple[str, str | None] | None:
+        """(AUTH_TYPE, REMOTE_USER) for the script.
+
+        The documented gateway names the user of any ``Authorization: Basic``
+        field, unverified, as the stdlib does; devserve's own handler overrides
+        this to name only users it verified itself.
+        """
+        auth_type, user = _cgi.basic_auth_user(self.headers.get("authorization"))
+        return (auth_type, user) if auth_type else None
 
     def _has_body(self) -> bool:
         return "content-length" in self.headers or "transfer-encoding" in self.headers

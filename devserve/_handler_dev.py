@@ -35,6 +35,7 @@ class CGIContext:
     max_body: int
     pass_env: tuple[str, ...]
     extra_env: Mapping[str, str]
+    pass_authorization: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class DevHandler(SimpleHTTPRequestHandler):
     _site_safe = True
     context: HandlerContext
     _note = ""
+    # (AUTH_TYPE, REMOTE_USER) of a request whose credentials devserve checked.
+    verified_user: tuple[str, str | None] | None = None
     _uncacheable = False  # the response must not be stored: Cache-Control: no-store
     _unlogged = False  # plumbing the request log leaves out when it succeeds
 
@@ -215,7 +218,16 @@ class DevCGIHandler(DevHandler, CGIHTTPRequestHandler):
         self.cgi_max_body = cgi.max_body
         self.cgi_pass_env = cgi.pass_env
         self.cgi_extra_env = cgi.extra_env
+        self.cgi_pass_authorization = cgi.pass_authorization
         super().__init__(request, client_address, server, **kwargs)
+
+    def _script_auth(self) -> tuple[str, str | None] | None:
+        """Only a user devserve verified itself is named (RFC 3875 4.1.11).
+
+        A script that trusts REMOTE_USER (git-http-backend allows a push when it
+        is set) must never see one made up by whoever sent the request.
+        """
+        return self.verified_user
 
 
 def _site_answers_for(handler_class: type[DevHandler]) -> bool:

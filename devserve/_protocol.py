@@ -432,3 +432,27 @@ CONTROL_CHAR_TABLE[ord("\\")] = "\\\\"
 def scrub_control_chars(text: str) -> str:
     """``text`` with every control character escaped, as the documented log does."""
     return text.translate(CONTROL_CHAR_TABLE)
+
+
+def scrub_unprintable(text: str) -> str:
+    """``text`` with every character a terminal could act on escaped, and ``\\`` doubled.
+
+    Beyond the control characters (C0, DEL, C1): format characters (Unicode Cf:
+    bidirectional overrides, zero-width joiners), line and paragraph separators,
+    lone surrogates, private-use and unassigned code points, and spaces other than
+    the ASCII one. What Python's ``str.isprintable`` calls printable is kept.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

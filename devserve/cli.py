@@ -284,6 +284,14 @@ def cgi(
         int,
         typer.Option("--max-body", min=0, metavar="BYTES", help="Largest request body accepted."),
     ] = CGI_MAX_BODY,
+    pass_authorization: Annotated[
+        bool,
+        typer.Option(
+            "--pass-authorization",
+            help="Hand scripts the request's Authorization header, unverified, as "
+            "HTTP_AUTHORIZATION (REMOTE_USER is only ever a user devserve checked).",
+        ),
+    ] = False,
     port: PortOption = None,
     bind: BindOption = None,
     lan: LanOption = False,
@@ -317,6 +325,7 @@ def cgi(
             env=tuple(parse_env(text) for text in env or ()),
             pass_env=tuple(pass_env or ()),
             max_body=max_body,
+            pass_authorization=pass_authorization,
         )
         return _serve_config(
             directory=directory,

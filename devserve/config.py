@@ -48,6 +48,8 @@ class CGIConfig:
     env: tuple[tuple[str, str], ...] = ()
     pass_env: tuple[str, ...] = ()
     max_body: int = 1024**3
+    # Hand scripts the request's Authorization field (unverified) as HTTP_AUTHORIZATION.
+    pass_authorization: bool = False
 
     def __post_init__(self) -> None:
         for directory in self.directories:

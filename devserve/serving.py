@@ -260,6 +260,7 @@ def handler_context(
             cgi.max_body,
             (*CGI_BASE_ENV, *cgi.pass_env),
             dict(cgi.env),
+            cgi.pass_authorization,
         )
     return HandlerContext(
         site=site,

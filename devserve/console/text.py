@@ -8,18 +8,16 @@ from __future__ import annotations
 import json
 import time
 
-from devserve._protocol import scrub_control_chars
+from devserve._protocol import scrub_unprintable
 
 
 def scrub(text: str) -> str:
-    """Network text made safe for a terminal (control characters escaped).
+    """Text from the network, a file name or a script made safe for a terminal.
 
-    Printable text (the usual case) has no control characters and no backslash to
-    escape, so it is returned as is without a translate pass.
+    Control characters, bidirectional overrides and other format characters,
+    line separators and the like are escaped (see `scrub_unprintable`).
     """
-    if text.isprintable() and "\\" not in text:
-        return text
-    return scrub_control_chars(text)
+    return scrub_unprintable(text)
 
 
 def format_size(size: int) -> str:
