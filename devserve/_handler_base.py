@@ -38,9 +38,11 @@ from devserve._protocol import (
     build_message,
     check_framing,
     check_header_field,
+    field_value,
     http_date,
     parse_field_lines,
     parse_request_line,
+    plain_http_start,
 )
 from devserve._servers import HTTPServer
 from devserve._static_rules import (
@@ -176,6 +178,8 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                 host.track(self.connection, "first")
             parking = host is not None and host.parks_connections
             if is_tls(self.connection):
+                if self._refuse_plain_http():
+                    return
                 self.connection.do_handshake()
                 parking = False
             self.close_connection = True
@@ -198,6 +202,29 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         finally:
             if host is not None:
                 host.untrack(self.connection)
+
+    def _refuse_plain_http(self) -> bool:
+        """Answer a plain-HTTP request sent to a TLS port with a plain 400; True if it was one.
+
+        A browser or curl told ``http://`` for an HTTPS port would otherwise see
+        the handshake fail with nothing it can read (nginx and Caddy answer so too).
+        """
+        raw = socket.socket.recv(self.connection, 4096, socket.MSG_PEEK)  # beneath TLS
+        if not plain_http_start(raw):
+            return False
+        socket.socket.recv(self.connection, len(raw))  # take what was peeked
+        host = field_value(raw, b"host") or f"{self.server.server_name}:{self.server.server_port}"
+        target = raw.split(b" ", 2)[1].decode("latin-1") if raw.count(b" ") >= 2 else "/"
+        url = f"https://{host}{target if target.startswith('/') else '/'}"
+        body = f"This port speaks HTTPS: use {url}\n".encode("latin-1", "replace")
+        socket.socket.sendall(
+            self.connection,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
+        )
+        self.close_connection = True
+        self.log_error("plain HTTP request on the HTTPS port: answered 400 (use %s)", url)
+        return True
 
     def handle_one_request(self) -> None:
         """Read, parse and dispatch one request to its ``do_*`` method (documented)."""

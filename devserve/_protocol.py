@@ -185,6 +185,26 @@ def read_plain_head(head: bytes) -> tuple[RequestLine, dict[str, str]] | None:
     return line, found
 
 
+# Request lines start with a method token and a space; a TLS ClientHello starts
+# with the record type 0x16 (and an SSLv2-style one with a byte of 0x80 or more).
+_PLAIN_REQUEST = re.compile(rb"[A-Z]{3,10} [\x21-\x7e]")
+
+
+def plain_http_start(data: bytes) -> bool:
+    """Whether bytes a client sent first are a plain-HTTP request, not a TLS handshake."""
+    return _PLAIN_REQUEST.match(data) is not None
+
+
+def field_value(head: bytes, name: bytes) -> str | None:
+    """The value of the first field ``name`` (lower-case) in a raw head, if it is plain."""
+    for line in head.split(b"\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            text = value.strip().decode("latin-1")
+            return text if text.isprintable() and " " not in text else None
+    return None
+
+
 # The longest decimal number a request may carry in Content-Length or Range.
 MAX_DIGITS = 18
 
@@ -242,13 +262,14 @@ def _is_number(text: str) -> bool:
 
 
 def _check_range_numbers(value: str) -> None:
-    for number in _NUMBERS.findall(value):
-        if not _is_number(number):
+    for token in _RANGE_TOKENS.split(value):
+        if any(char.isdigit() for char in token) and not _is_number(token):
             raise ProtocolError(HTTPStatus.BAD_REQUEST, "Bad Range")
 
 
-# Runs of digits of any script: Range numbers must be ASCII and short.
-_NUMBERS = re.compile(r"\d+")
+# What separates the numbers of a Range: its numbers must be plain ASCII and short
+# (superscript digits and such are digits to str.isdigit, and to int() they fail).
+_RANGE_TOKENS = re.compile(r"[\s,=-]+")
 
 
 def build_message(message_class: type[Message], fields: list[tuple[str, str]]) -> Message:

@@ -380,7 +380,13 @@ def start_watcher(
     config: ServeConfig, root: Path, hub: ReloadHub, report: Reporter
 ) -> ChangeWatcher:
     """Watch for ``--reload`` (watches in place on return); each batch is published and logged."""
-    from devserve.reload.watcher import ChangeWatcher, WatchError, describe, is_css_only
+    from devserve.reload.watcher import (
+        ChangeWatcher,
+        WatchError,
+        describe,
+        is_css_only,
+        own_output_files,
+    )
 
     assert config.reload is not None
 
@@ -411,6 +417,7 @@ def start_watcher(
         ignore=config.reload.ignore,
         on_warning=on_warning,
         on_error=on_error,
+        own_files=own_output_files(),  # `devserve serve site --reload 2> site/log`
     )
     try:
         watcher.start()

@@ -216,3 +216,14 @@ class Collector:
 
     def warnings(self) -> list[str]:
         return [i.message for i in self.items if isinstance(i, LogEvent) and i.level == "warning"]
+
+
+def self_signed_certificate(folder: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A throwaway certificate and unencrypted key for ``name`` (made by openssl)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key

@@ -173,6 +173,8 @@ def test_framing_is_decided_from_the_fields(
         [("Transfer-Encoding", "chunked, gzip")],
         [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "identity")],
         [("Range", "bytes=\uff10-\uff19")],
+        [("Range", "bytes=\u00b9-\u00b2")],
+        [("Content-Length", "\u00b2")],
         [("Range", "bytes=0-" + "9" * 19)],
         [("Range", "bytes=" + "1" * 5000 + "-")],
     ],
