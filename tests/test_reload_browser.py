@@ -62,9 +62,9 @@ def page_html(title: str) -> str:
 class Devserve:
     """``devserve serve --reload`` in a subprocess; its log is collected as it comes."""
 
-    def __init__(self, directory: Path, *args: str) -> None:
+    def __init__(self, directory: Path, *args: str, command: str = "serve") -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devserve", "serve", str(directory), "--reload", *args],
+            [sys.executable, "-m", "devserve", command, str(directory), "--reload", *args],
             env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -376,3 +376,39 @@ def test_a_worker_that_never_answers_is_bypassed(
     page = open_page(browser, server.url)  # connected within the 3 s fallback delay
     (site / "index.html").write_text(page_html("heard directly"))
     expect(page.locator("h1")).to_have_text("heard directly", timeout=SHOWN)
+
+
+def test_a_page_that_answered_a_post_is_fetched_again_never_resubmitted(
+    public_tmp: Path, browser: BrowserContext
+) -> None:
+    """A reload of a form's answer must not run the form's script again (no POST twice)."""
+    calls = public_tmp / "calls"
+    calls.mkdir(mode=0o777)
+    calls.chmod(0o777)  # the script runs as nobody when the tests run as root
+    (public_tmp / "index.html").write_text(
+        "<!doctype html><html><body><form method=post action=cgi-bin/answer.sh>"
+        "<input name=q value=1><button>send</button></form></body></html>"
+    )
+    script = public_tmp / "cgi-bin" / "answer.sh"
+    script.parent.mkdir(mode=0o755)
+    script.write_text(
+        f"#!/bin/sh\necho \"$REQUEST_METHOD\" >> {calls}/log\n"
+        "printf 'Content-Type: text/html\\r\\n\\r\\n<!doctype html><html><body>"
+        "<h1>answered</h1></body></html>'\n"
+    )
+    script.chmod(0o755)
+    server = Devserve(public_tmp, "--port", "0", command="cgi")
+    try:
+        page = open_page(browser, server.url)
+        page.click("button")
+        expect(page.locator("h1")).to_have_text("answered", timeout=SHOWN)
+        wait_until_listening(page)
+        (public_tmp / "index.html").write_text("<!doctype html><p>changed</p>")
+        deadline = time.monotonic() + SHOWN / 1000
+        log = calls / "log"
+        while time.monotonic() < deadline and log.read_text().split() != ["POST", "GET"]:
+            time.sleep(0.05)
+        assert log.read_text().split() == ["POST", "GET"]
+        expect(page.locator("h1")).to_have_text("answered")
+    finally:
+        server.stop()

@@ -269,3 +269,68 @@ def test_css_only_and_the_log_description(tmp_path: Path) -> None:
     assert describe([Change("modified", str(tmp_path / "templates" / "base.html"))], extra) == (
         "templates/base.html"
     )
+
+
+# --------------------------------------------------------------------------- no reload storms
+
+
+def test_a_file_this_process_writes_itself_is_never_a_change(site: Path) -> None:
+    """`devserve serve site --reload 2> site/devserve.log`: its own log reloads nothing."""
+    log = site / "devserve.log"
+    log.write_text("")
+    st = log.stat()
+    found = Batches()
+    with ChangeWatcher([site], found.queue.put, own_files=frozenset({(st.st_dev, st.st_ino)})):
+        for i in range(20):
+            with log.open("a") as stream:
+                stream.write(f"line {i}\n")
+            time.sleep(0.02)
+        assert found.none_within(0.6)
+        (site / "index.html").write_text("<h1>two</h1>")
+        assert found.next() == [Change("modified", str(site / "index.html"))]
+
+
+def test_a_file_that_keeps_changing_reloads_at_most_twice_a_second(site: Path) -> None:
+    found = Batches()
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            with (site / "live.txt").open("a") as stream:
+                stream.write("x")
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=keep_writing)
+    with ChangeWatcher([site], found.queue.put, min_gap=0.5):
+        writer.start()
+        time.sleep(3.0)
+        stop.set()
+        writer.join()
+        time.sleep(0.8)  # what was still pending is handed on
+    count = found.queue.qsize()
+    assert 3 <= count <= 8, count  # about 2 a second for 3 s, never one per write
+
+
+def test_a_file_name_that_is_not_utf8_neither_crashes_nor_stops_the_watcher(site: Path) -> None:
+    found = Batches()
+    errors: list[str] = []
+    folder = os.fsencode(site)
+    with ChangeWatcher(
+        [site],
+        found.queue.put,
+        on_warning=found.warnings.append,
+        on_error=lambda message, error: errors.append(message),
+    ):
+        with open(folder + b"/from-a-zip-\xff.html", "w") as stream:
+            stream.write("x")
+        assert found.next()  # the change still reloads pages
+        (site / "index.html").write_text("<h1>after</h1>")
+        deadline = time.monotonic() + 5
+        seen: list[Change] = []
+        while (
+            time.monotonic() < deadline and Change("modified", str(site / "index.html")) not in seen
+        ):
+            seen = found.next()
+    assert Change("modified", str(site / "index.html")) in seen  # still watching
+    assert errors == []
+    assert len([w for w in found.warnings if "not valid UTF-8" in w]) == 1

@@ -1,7 +1,9 @@
 // devserve live reload: the script `devserve serve --reload` puts into HTML pages.
 // The server appends the call: ({root: "../", server: "id", seq: 12}).
 // root leads back to the served folder (relative: works behind a proxy, on any host);
-// server and seq say which server built the page and after how many changes.
+// server and seq say which server built the page and after how many changes;
+// get (when true) says the page answered a POST: it is fetched again with a GET,
+// never by reload(), which would submit the form again.
 //
 // One event stream per browser: a SharedWorker (worker.js) holds it for every tab,
 // because browsers open at most six HTTP/1.1 connections per host and one stream
@@ -23,7 +25,11 @@
   function reload() {
     if (!reloading) {
       reloading = true;
-      location.reload();
+      if (config.get) {
+        location.replace(location.href);
+      } else {
+        location.reload();
+      }
     }
   }
 

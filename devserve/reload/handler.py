@@ -228,7 +228,10 @@ class ReloadingCGIHandler(ReloadingHandler, DevCGIHandler):
         if status in ("204", "304"):
             return None
         hub = self.reload_hub
-        snippet_text = reload_snippet(root_prefix(self.path), hub.server_id, self._seq_at_start)
+        posted = self.command not in ("GET", "HEAD")
+        snippet_text = reload_snippet(
+            root_prefix(self.path), hub.server_id, self._seq_at_start, posted
+        )
         snippet = snippet_bytes(snippet_text, charset_of(fields[b"content-type"]))
         if snippet is None:
             self._not_injected = f"streamed in {charset_of(fields[b'content-type'])}"

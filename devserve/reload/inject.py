@@ -104,13 +104,17 @@ def root_prefix(request_path: str) -> str:
     return "../" * depth if depth > 0 else "./"
 
 
-def reload_snippet(root: str, server_id: str, seq: int) -> str:
+def reload_snippet(root: str, server_id: str, seq: int, posted: bool = False) -> str:
     """The ``<script>`` element for a page: the client plus what this page was built from.
 
     ``seq`` is the number of changes the server had seen before the page was read:
-    the client reloads when the server has seen more, or is another server.
+    the client reloads when the server has seen more, or is another server. A page
+    that ``posted`` (answered a POST) is fetched again with a GET, never resubmitted.
     """
-    config = json.dumps({"root": root, "server": server_id, "seq": seq}, separators=(",", ":"))
+    settings: dict[str, object] = {"root": root, "server": server_id, "seq": seq}
+    if posted:
+        settings["get"] = True
+    config = json.dumps(settings, separators=(",", ":"))
     return f"<script data-devserve-reload>\n{CLIENT_SCRIPT}({config});\n</script>"
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -48,6 +50,9 @@ VENV_MARKER = "pyvenv.cfg"
 STEP_MS = 50
 MAX_WAIT_MS = 1600
 POLL_MS = 300
+# Batches are handed on at most this often (seconds): a file that keeps changing
+# (a log written into the served folder) cannot reload pages more than twice a second.
+MIN_GAP = 0.5
 
 _KINDS: dict[int, Literal["added", "modified", "deleted"]] = {
     _Kind.added.value: "added",
@@ -161,6 +166,8 @@ class ChangeWatcher:
         step_ms: int = STEP_MS,
         max_wait_ms: int = MAX_WAIT_MS,
         poll_ms: int = POLL_MS,
+        min_gap: float = MIN_GAP,
+        own_files: frozenset[tuple[int, int]] = frozenset(),
     ) -> None:
         self.paths = [os.path.abspath(p) for p in paths]
         self.rules = IgnoreRules(self.paths, ignore)
@@ -172,6 +179,10 @@ class ChangeWatcher:
         self._step_ms = step_ms
         self._max_wait_ms = max_wait_ms
         self._poll_ms = poll_ms
+        self._min_gap = min_gap
+        # (device, inode) of files this process writes itself (its own log): never a change.
+        self._own_files = own_files
+        self._told_undecodable = False
         self._thread: threading.Thread | None = None
 
     def _open(self, polling: bool, skip_unreadable: bool) -> tuple[Batches, Batch]:
@@ -247,13 +258,29 @@ class ChangeWatcher:
         self.stop()
 
     def _run(self, batches: Batches, first: Batch) -> None:
+        pending: dict[str, Change] = {}
+        last = 0.0
         try:
             raw = first
             while True:
-                changes = self.select(raw)
-                if changes:
+                for change in self.select(raw):
+                    pending[change.path] = change
+                if pending and time.monotonic() - last >= self._min_gap:
+                    last = time.monotonic()
+                    changes = [pending[path] for path in sorted(pending)]
+                    pending.clear()
                     self.on_changes(changes)
-                following = next(batches, None)  # None: the stop event was set
+                try:
+                    following = next(batches, None)  # None: the stop event was set
+                except Exception as error:
+                    path = _undecodable_path(error)
+                    if path is None:
+                        raise
+                    batches.close()
+                    batches, _ = self._watch()  # the failed watch is gone: start it again
+                    self._tell_undecodable(path)
+                    pending[path] = Change("modified", path)
+                    following = set()
                 if following is None:
                     return
                 raw = following
@@ -262,19 +289,59 @@ class ChangeWatcher:
         finally:
             batches.close()
 
+    def _tell_undecodable(self, path: str) -> None:
+        if not self._told_undecodable:
+            self._told_undecodable = True
+            self.on_warning(
+                f"live reload: a file name is not valid UTF-8 ({path}); changes to such "
+                "files reload pages, but are not named"
+            )
+
     def select(self, raw: set[tuple[_Kind, str]]) -> list[Change]:
         """The batch that is not ignored, one entry per path (its last known kind), sorted."""
         cache: dict[str, bool] = {}
         kinds: dict[str, Literal["added", "modified", "deleted"]] = {}
         for code, path in raw:
             kind = _KINDS.get(int(code))
-            if kind is None or self.rules.ignored(path, cache):
+            if kind is None or self.rules.ignored(path, cache) or self._is_own(path):
                 continue
             if kinds.get(path) != kind:
                 # A path both deleted and added in one burst (an editor's rename dance)
                 # is what is on disk now.
                 kinds[path] = kind if path not in kinds else _current_kind(path)
         return [Change(kind, path) for path, kind in sorted(kinds.items())]
+
+    def _is_own(self, path: str) -> bool:
+        """Whether ``path`` is a file this process writes itself (its log, redirected)."""
+        if not self._own_files:
+            return False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) in self._own_files
+
+
+def own_output_files() -> frozenset[tuple[int, int]]:
+    """(device, inode) of the regular files this process's stdout and stderr write to."""
+    found = set()
+    for fd in (1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.add((st.st_dev, st.st_ino))
+    return frozenset(found)
+
+
+_UNDECODABLE = re.compile(r'Unable to decode path "(.*)" to string')
+
+
+def _undecodable_path(error: Exception) -> str | None:
+    """The path in watchfiles' error for a file name that is not valid UTF-8, if it is one."""
+    found = _UNDECODABLE.search(str(error))
+    return found[1] if found else None
 
 
 def _current_kind(path: str) -> Literal["modified", "deleted"]:
