@@ -51,7 +51,7 @@ from devserve._protocol import (
     parse_request_line,
     read_plain_head,
 )
-from devserve._servers import ThreadingHTTPServer
+from devserve._servers import ThreadingHTTPServer, client_key
 from devserve._site import Reply, Site, SiteRequest
 from devserve._static_rules import closing_connection_field, keeps_alive
 from devserve.events import Journal, refusal
@@ -77,7 +77,17 @@ _WAKER = object()
 class _Conn:
     """A connection the loop holds: its unread input and unsent output."""
 
-    __slots__ = ("addr", "buf", "client", "close_after", "deadline", "fd", "in_head", "out", "sock")
+    __slots__ = (
+        "addr",
+        "buf",
+        "client",
+        "close_after",
+        "deadline",
+        "fd",
+        "in_head",
+        "out",
+        "sock",
+    )
 
     def __init__(self, sock: socket.socket, addr: Any, buf: bytes, deadline: float) -> None:
         self.sock = sock
@@ -276,6 +286,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
                 conn = _Conn(sock, addr, b"", deadline)
+                conn.in_head = True  # the request_timeout runs from the connection's start
                 selector.register(sock, selectors.EVENT_READ, conn)
             except (OSError, ValueError):
                 self.shutdown_request(sock)
@@ -289,6 +300,8 @@ class LoopHTTPServer(ThreadingHTTPServer):
             self._selector.register(self.socket, selectors.EVENT_READ, _LISTENER)
 
     def _ready(self, conn: _Conn, mask: int) -> None:
+        if self._conns.get(conn.fd) is not conn:
+            return  # closed or handed off since the selector reported it
         try:
             if conn.out is not None:
                 if mask & selectors.EVENT_WRITE:
@@ -324,6 +337,31 @@ class LoopHTTPServer(ThreadingHTTPServer):
         elif not isinstance(sys.exc_info()[1], CLIENT_GONE):
             client = str(client_address[0]) if client_address else ""
             journal.failed(client, traceback.format_exc())
+
+    def shed(self, client: str | None) -> bool:
+        """Make room (see `HTTPServer.shed`), from the loop's connections first.
+
+        Oldest first (the loop's table is in order of arrival): a connection still
+        sending its head, then one idle between requests; then the threads' own.
+        Called by the loop thread only (from `_accept`), like every change to
+        the table. What connections have sent already is read first: a request
+        that arrived but was not read yet does not make its sender look slow.
+        """
+        self._catch_up()
+        for cheap in (_sending_head, _idle):
+            for conn in self._conns.values():
+                if cheap(conn) and (client is None or client_key(conn.addr) == client):
+                    self._close(conn)
+                    return True
+        return super().shed(client)
+
+    def _catch_up(self) -> None:
+        selector = self._selector
+        if selector is None:
+            return
+        for key, mask in selector.select(0):
+            if isinstance(key.data, _Conn):
+                self._ready(key.data, mask)
 
     def refused(self, client_address: Any) -> None:
         """A connection over the limit got 503: the journal hears of it like any request."""
@@ -675,3 +713,11 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
 
 _NO_FIELDS: dict[str, str] = {}
+
+
+def _sending_head(conn: _Conn) -> bool:
+    return conn.in_head and conn.out is None
+
+
+def _idle(conn: _Conn) -> bool:
+    return not conn.buf and conn.out is None

@@ -6,6 +6,7 @@ Part of the documented API re-exported by `devserve.server`; see there.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import socket
@@ -29,7 +30,8 @@ class HTTPServer(socketserver.TCPServer):
     accepts IPv4), the listen backlog is 1024 instead of 5, a client that
     disconnects mid-response is not reported as an error, and three optional
     limits (all off by default, as in the stdlib) bound what clients can hold:
-    ``request_timeout``, ``idle_timeout`` and ``max_connections``.
+    ``request_timeout``, ``idle_timeout``, ``max_connections`` and
+    ``max_connections_per_client``.
     """
 
     allow_reuse_address = True
@@ -41,8 +43,13 @@ class HTTPServer(socketserver.TCPServer):
     request_timeout: float | None = None
     # Seconds a kept-alive connection may wait for its next request.
     idle_timeout: float | None = None
-    # Open connections beyond this are answered 503 and closed at once.
+    # Open connections beyond this make room by shedding a cheap one (`shed`), or
+    # are answered 503 and closed at once.
     max_connections: int | None = None
+    # The same, for the connections of one client address. Loopback clients are
+    # exempt: they are all this machine, so a per-address cap would only be a
+    # second, smaller global one.
+    max_connections_per_client: int | None = None
     server_name: str
     server_port: int
 
@@ -58,7 +65,10 @@ class HTTPServer(socketserver.TCPServer):
         # connection -> (state, deadline); states: first, next (waiting for a
         # request line), headers (reading them), busy (handling a request).
         self._connections: dict[socket.socket, tuple[str, float]] = {}
-        self._accepted: set[socket.socket] = set()
+        # Connections counted against the limits -> their client key (None: loopback,
+        # or no per-client cap), and how many each key holds.
+        self._accepted: dict[socket.socket, str | None] = {}
+        self._per_client: dict[str, int] = {}
         self._reaped: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._reaper: threading.Thread | None = None
@@ -84,25 +94,90 @@ class HTTPServer(socketserver.TCPServer):
     # -- the connection limit
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        """Accept the connection unless ``max_connections`` are already open."""
-        limit = self.max_connections
-        if limit is None:
+        """Accept the connection unless a limit is reached and nothing cheap makes room.
+
+        At ``max_connections`` (or a client's ``max_connections_per_client``) the
+        oldest connection that is cheap to lose is shut first (`shed`): slow or idle
+        clients cannot lock new ones out. Only when every connection is busy with a
+        request is the new one answered 503 and closed.
+        """
+        if self.max_connections is None and self.max_connections_per_client is None:
             return True
+        key = client_key(client_address) if self.max_connections_per_client is not None else None
+        for attempt in range(2):
+            with self._connections_lock:
+                full, whose = self._full(key)
+                if not full:
+                    self._accepted[request] = key
+                    if key is not None:
+                        self._per_client[key] = self._per_client.get(key, 0) + 1
+                    return True
+            if attempt or not self.shed(whose):
+                break
+        _refuse_busy(request)
+        self.refused(client_address)
+        return False
+
+    def _full(self, key: str | None) -> tuple[bool, str | None]:
+        """Whether a new connection from ``key`` is over a limit, and whose connections
+        would make room (None: anyone's). Called with the lock held."""
+        per_client = self.max_connections_per_client
+        if (
+            key is not None
+            and per_client is not None
+            and self._per_client.get(key, 0) >= per_client
+        ):
+            return True, key
+        limit = self.max_connections
+        return limit is not None and len(self._accepted) >= limit, None
+
+    def shed(self, client: str | None) -> bool:
+        """Make room for a new connection: shut the oldest cheap one (of ``client``, or any).
+
+        Cheap, in this order: waiting for or reading its first request head, then
+        idle between requests. Its thread sees the connection close and ends; the
+        connection stops counting at once. Returns whether one was shut.
+        """
         with self._connections_lock:
-            full = len(self._accepted) >= limit
-            if not full:
-                self._accepted.add(request)
-        if full:
-            _refuse_busy(request)
-            self.refused(client_address)
-        return not full
+            victim = None
+            for states in (("first", "headers"), ("next",)):
+                victim = next(
+                    (
+                        conn
+                        for conn, (state, _) in self._connections.items()
+                        if state in states
+                        and (client is None or self._accepted.get(conn) == client)
+                    ),
+                    None,
+                )
+                if victim is not None:
+                    break
+            if victim is None:
+                return False
+            self._connections[victim] = ("busy", math.inf)  # the reaper leaves it alone
+            self._release(victim)
+        with contextlib.suppress(OSError):
+            victim.shutdown(socket.SHUT_RDWR)
+        return True
+
+    def _release(self, request: Any) -> None:
+        """Stop counting ``request`` against the limits (idempotent; lock held)."""
+        if request not in self._accepted:
+            return
+        key = self._accepted.pop(request)
+        if key is not None:
+            left = self._per_client[key] - 1
+            if left:
+                self._per_client[key] = left
+            else:
+                del self._per_client[key]
 
     def refused(self, client_address: Any) -> None:
         """A connection over the limit was answered 503 (a hook: report it if you like)."""
 
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
-            self._accepted.discard(request)
+            self._release(request)
         super().shutdown_request(request)
 
     # -- connection bookkeeping: deadlines, and shutdowns that need not wait
@@ -191,6 +266,17 @@ _BUSY_RESPONSE = (
     b"Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
     b"Server is too busy.\n"
 )
+
+
+def client_key(client_address: Any) -> str | None:
+    """The address a per-client connection cap counts by (None: loopback, never capped)."""
+    host = str(client_address[0]) if isinstance(client_address, tuple) and client_address else ""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host or None  # a Unix socket or an unusual family: count by its name
+    mapped = getattr(address, "ipv4_mapped", None)
+    return None if (mapped or address).is_loopback else str(mapped or address)
 
 
 def _refuse_busy(request: Any) -> None:

@@ -168,7 +168,10 @@ MaxConnectionsOption = Annotated[
         "--max-connections",
         min=1,
         metavar="N",
-        help="Open connections beyond this are answered 503 (each one is a thread).",
+        help=(
+            "Open connections at most; a new one pushes out the oldest slow or idle one, "
+            "else gets 503. Another machine may hold a quarter of them."
+        ),
     ),
 ]
 ReloadOption = Annotated[

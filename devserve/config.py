@@ -21,6 +21,8 @@ PROTOCOLS = ("HTTP/1.0", "HTTP/1.1")
 LogFormat = Literal["pretty", "plain", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("pretty", "plain", "json")
 LOOPBACK = "127.0.0.1"
+# Live-reload event streams open at once, at most (a new one ends the oldest).
+EVENT_STREAMS = 64
 
 # Headers about the connection and the message framing: one response's own
 # business, so --header cannot set them (a fixed value would break keep-alive).
@@ -98,7 +100,8 @@ class ServeConfig:
     reload: ReloadConfig | None = None
     # Limits that keep slow, idle and flooding clients in check.
     idle_timeout: float = 30.0  # seconds a kept-alive connection may sit idle
-    max_connections: int = 1024  # beyond this, new connections get 503
+    # Beyond this, a new connection pushes out the oldest slow or idle one, or gets 503.
+    max_connections: int = 1024
     request_timeout: float = 10.0  # seconds for a request line and headers to arrive
 
     def __post_init__(self) -> None:
@@ -118,6 +121,17 @@ class ServeConfig:
             raise ServeError(f"unknown log format {self.log_format!r}")
         for name, value in self.headers:
             check_header(name, value)
+
+    @property
+    def max_connections_per_client(self) -> int:
+        """What one address other than this machine may hold: a quarter of the cap."""
+        return max(1, self.max_connections // 4)
+
+    @property
+    def max_event_streams(self) -> int:
+        """Live-reload streams open at once (each is a thread and four descriptors):
+        64, or a quarter of the connection cap, so streams never fill it."""
+        return max(1, min(EVENT_STREAMS, self.max_connections // 4))
 
     @property
     def scheme(self) -> str:

@@ -43,6 +43,7 @@ from devserve.config import (
     reload_config,
 )
 from devserve.events import Journal, LogEvent, ReadyInfo, RequestRecord, Summary, refusal
+from devserve.limits import descriptor_warning, fit_descriptors
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ class _Reporting(HTTPServer):
         self.request_timeout = config.request_timeout
         self.idle_timeout = config.idle_timeout
         self.max_connections = config.max_connections
+        self.max_connections_per_client = config.max_connections_per_client
 
     def refused(self, client_address: Any) -> None:
         """A connection over the limit got 503: reported like any request."""
@@ -329,7 +331,7 @@ def create_server(
         from devserve.reload.hub import ReloadHub
 
         watched_paths(config, root)
-        hub = ReloadHub()
+        hub = ReloadHub(max_streams=config.max_event_streams)
     journal = ServerJournal(stats, report, config.quiet)
     context = handler_context(config, root, journal, hub, Notices(report))
     hosts = [config.bind or LOOPBACK]
@@ -498,25 +500,6 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
     )
 
 
-def raise_fd_limit(wanted: int) -> int:
-    """Raise this process's soft limit on open files towards ``wanted`` (never lower it).
-
-    Each connection needs a descriptor; the usual soft limit (1024) would make the
-    connection cap unreachable. Returns the soft limit in force afterwards.
-    """
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on POSIX
-        return wanted
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    return soft
-
-
 def serve(config: ServeConfig, reporter: Reporter) -> Summary:
     """Run until SIGINT or SIGTERM, then stop gracefully and return the totals.
 
@@ -525,7 +508,7 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
     short), then close what is left.
     """
     stats = Stats()
-    raise_fd_limit(2 * config.max_connections + 256)
+    config, fitted_from = fit_descriptors(config)
     server, moved = create_server(config, reporter, stats)
     if isinstance(server, LoopHTTPServer):
         server.drain_grace = SHUTDOWN_GRACE
@@ -554,6 +537,8 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
             watcher = start_watcher(config, check_directory(config.directory), hub, reporter)
         info = ready_info(config, server, moved)
         reporter.ready(info)
+        if fitted_from is not None:
+            reporter(LogEvent(time.time(), "warning", descriptor_warning(config, fitted_from)))
         if config.open_browser:
             threading.Thread(target=webbrowser.open, args=(info.urls[0],), daemon=True).start()
         server.serve_forever(poll_interval=0.2)

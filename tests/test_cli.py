@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +23,7 @@ import typer.core
 import typer.main
 from typer.testing import CliRunner
 
-from devserve import __version__, serving
+from devserve import __version__, limits, serving
 from devserve import config as settings
 from devserve.cli import COMPLETION_FILES, app, completion_script
 from tests.support import devserve_env, devserve_process, stop_and_read
@@ -506,6 +508,7 @@ def test_python_dash_m_devserve_works() -> None:
 
 
 def test_limits_apply_to_the_real_server(site: Path) -> None:
+    (site / "big.bin").write_bytes(bytes(32 * 1024 * 1024))
     args = ["--port", "0", "-q", "--idle-timeout", "0.5", "--max-connections", "2"]
     with serve_process(str(site), *args) as (process, url):
         host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
@@ -517,7 +520,11 @@ def test_limits_apply_to_the_real_server(site: Path) -> None:
             while idle.recv(65536):  # the rest of the reply, then the server's close
                 pass
             assert time.monotonic() - started < 3
+        # Two connections the server is busy with: each asked for 32 MiB and reads none.
         held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        for sock in held:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         try:
             # The 503 comes on accept, before any request; until the server has
             # accepted (and counted) both held connections a third may still get in.
@@ -540,5 +547,51 @@ def test_fd_limit_is_raised_never_lowered() -> None:
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert serving.raise_fd_limit(16) >= soft
+    assert limits.raise_fd_limit(16) >= soft
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == soft
+
+
+def test_descriptor_budget_counts_what_each_kind_of_connection_holds(tmp_path: Path) -> None:
+    plain = settings.ServeConfig(directory=tmp_path, max_connections=100)
+    scripts = dataclasses.replace(plain, cgi=settings.CGIConfig())
+    streams = dataclasses.replace(plain, reload=settings.ReloadConfig())
+    assert limits.descriptor_budget(plain) == 100 * 2 + limits.FDS_RESERVED
+    assert limits.descriptor_budget(scripts) == 100 * 5 + limits.FDS_RESERVED
+    assert limits.descriptor_budget(streams) == 100 * 2 + 25 * 2 + limits.FDS_RESERVED
+
+
+def test_a_low_open_file_limit_lowers_the_connection_cap_and_says_so(site: Path) -> None:
+    """With a hard limit of 400 open files, 1024 connections cannot be honoured."""
+    code = (
+        "import resource, runpy, sys;"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400));"
+        f"sys.argv = ['devserve', 'serve', {str(site)!r}, '--port', '0', '--log-format', 'plain'];"
+        "runpy.run_module('devserve', run_name='__main__')"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=devserve_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(20, process.kill)  # a missing line must not hang the test
+    watchdog.start()
+    try:
+        assert process.stderr is not None
+        lines: list[str] = []
+        while not any("open-file limit" in line for line in lines) and len(lines) < 20:
+            lines.append(process.stderr.readline())
+        url = next(m[0] for line in lines if (m := re.search(r"http://[\d.:]+", line)))
+        warning = lines[-1]
+        assert "too low for 1024 connections: serving at most" in warning
+        assert "ulimit -n 2304" in warning
+        fitted = re.search(r"serving at most (\d+)", warning)
+        assert fitted is not None
+        assert int(fitted[1]) > 1 and int(fitted[1]) * 2 + limits.FDS_RESERVED <= 400
+        with urllib.request.urlopen(url + "/hello.txt", timeout=5) as reply:
+            assert reply.read() == b"hello from devserve"
+    finally:
+        watchdog.cancel()
+        process.terminate()
+        process.communicate(timeout=15)

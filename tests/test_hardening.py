@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from devserve import server as ds
 from devserve._loop import LoopHTTPServer
+from devserve._servers import client_key
 from devserve.config import ServeConfig
 from devserve.events import LogEvent, RequestRecord
 from tests.support import (
@@ -65,15 +66,20 @@ KINDS = ("loop", "threads")
 
 
 @contextlib.contextmanager
-def serving_kind(kind: str, root: Path) -> Iterator[ds.ThreadingHTTPServer]:
-    """The server of ``kind`` with the same limits, serving ``root``, running."""
+def serving_kind(kind: str, root: Path, timeout: float = 0.5) -> Iterator[ds.ThreadingHTTPServer]:
+    """The server of ``kind`` with the same limits, serving ``root``, running.
+
+    ``timeout`` is both the request and the idle timeout.
+    """
     if kind == "threads":
-        with running_server(Limited, Quiet, directory=str(root)) as srv:
+        limits = {"request_timeout": timeout, "idle_timeout": timeout}
+        server_class = type("Limits", (Limited,), limits)
+        with running_server(server_class, Quiet, directory=str(root)) as srv:
             assert isinstance(srv, ds.ThreadingHTTPServer)
             yield srv
         return
     config = ServeConfig(
-        directory=root, request_timeout=0.5, idle_timeout=0.5, max_connections=8, quiet=True
+        directory=root, request_timeout=timeout, idle_timeout=timeout, max_connections=8, quiet=True
     )
     with running_devserve(config, ErrorLog()) as (srv, _, _):
         assert isinstance(srv, LoopHTTPServer)
@@ -179,9 +185,19 @@ def test_idle_keep_alive_is_closed(server: ds.ThreadingHTTPServer) -> None:
         assert 0.4 < time.monotonic() - started < 2
 
 
-def test_connections_over_the_limit_get_503(server: ds.ThreadingHTTPServer) -> None:
+def busy_connection(port: int) -> socket.socket:
+    """A connection the server is busy with: it asked for 32 MiB and reads none of it."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
+def test_connections_over_the_limit_get_503_when_every_one_is_busy(
+    server: ds.ThreadingHTTPServer,
+) -> None:
     port = port_of(server)
-    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+    held = [busy_connection(port) for _ in range(8)]
     try:
         assert wait_for(lambda: server.connection_count() == 8)
         reply = raw_exchange(port, b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -191,6 +207,127 @@ def test_connections_over_the_limit_get_503(server: ds.ThreadingHTTPServer) -> N
         for sock in held:
             sock.close()
     assert wait_for(lambda: normal_request_works(port))
+
+
+@pytest.fixture
+def patient_server(root: Path, kind: str) -> Iterator[ds.ThreadingHTTPServer]:
+    """The server of ``kind`` with 30 s timeouts: only the connection cap acts."""
+    with serving_kind(kind, root, timeout=30) as srv:
+        yield srv
+
+
+def test_slow_heads_at_the_limit_make_room_oldest_first(
+    patient_server: ds.ThreadingHTTPServer,
+) -> None:
+    """A full house of clients trickling request heads cannot lock a real client out."""
+    server = patient_server
+    port = port_of(server)
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+        held.append(sock)
+        time.sleep(0.01)  # accepted in this order
+
+    try:
+        for _ in range(8):
+            hold()
+        for turn in range(3):
+            assert wait_for(lambda: server.connection_count() == 8)
+            assert normal_request_works(port)
+            assert closed_by_server(held[turn], 1)  # the oldest went first
+            hold()
+        assert not any(closed_by_server(sock, 0.05) for sock in held[3:])
+        # A busy connection is never the one pushed out.
+        with busy_connection(port) as busy:
+            assert wait_for(lambda: server.connection_count() >= 6)
+            assert normal_request_works(port)
+            busy.settimeout(5)
+            assert busy.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_idle_keep_alives_make_room_after_slow_heads(
+    patient_server: ds.ThreadingHTTPServer,
+) -> None:
+    server = patient_server
+    port = port_of(server)
+
+    def kept_alive() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"small"):
+            reply += sock.recv(65536)
+        time.sleep(0.01)
+        return sock
+
+    idle = [kept_alive() for _ in range(4)]
+    slow = []
+    for _ in range(4):
+        slow.append(socket.create_connection(("127.0.0.1", port)))
+        slow[-1].sendall(b"GET /small.txt HT")
+    try:
+        assert wait_for(lambda: server.connection_count() == 8)
+        for sock in slow:  # each new client (kept alive afterwards) pushes out a slow head
+            idle.append(kept_alive())
+            assert closed_by_server(sock, 1)
+        assert not any(closed_by_server(sock, 0.05) for sock in idle)
+        idle.append(kept_alive())  # only idle ones are left: the oldest goes
+        assert closed_by_server(idle[0], 1)
+        assert not any(closed_by_server(sock, 0.05) for sock in idle[1:])
+    finally:
+        for sock in idle + slow:
+            sock.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        (("127.0.0.1", 1), None),
+        (("127.9.8.7", 1), None),
+        (("::1", 1, 0, 0), None),
+        (("::ffff:127.0.0.1", 1, 0, 0), None),
+        (("192.168.1.20", 1), "192.168.1.20"),
+        (("::ffff:10.0.0.7", 1, 0, 0), "10.0.0.7"),
+        (("fe80::1%eth0", 1, 0, 2), "fe80::1"),
+        (("2001:db8::1", 1, 0, 0), "2001:db8::1"),
+        ("", None),
+    ],
+)
+def test_the_per_client_cap_counts_by_address_and_exempts_this_machine(
+    address: Any, key: str | None
+) -> None:
+    assert client_key(address) == key
+
+
+def test_one_address_cannot_take_more_than_its_share() -> None:
+    """verify_request with a made-up LAN address (tests may only use loopback)."""
+
+    class Capped(ds.ThreadingHTTPServer):
+        max_connections = 10
+        max_connections_per_client = 2
+
+    server = Capped(("127.0.0.1", 0), Quiet, bind_and_activate=False)
+    pairs = [socket.socketpair() for _ in range(6)]
+    try:
+        lan, other = ("10.1.2.3", 5000), ("10.1.2.4", 5000)
+        verdicts = [server.verify_request(pairs[i][0], lan) for i in range(3)]
+        assert verdicts == [True, True, False]
+        assert pairs[2][1].recv(100).startswith(b"HTTP/1.1 503")
+        assert server.verify_request(pairs[3][0], other)  # another address has its own share
+        assert server.verify_request(pairs[4][0], ("127.0.0.1", 5000))  # loopback: exempt
+        server.shutdown_request(pairs[0][0])  # one of lan's ends: it may open another
+        assert server.verify_request(pairs[5][0], lan)
+        assert server._per_client == {"10.1.2.3": 2, "10.1.2.4": 1}
+    finally:
+        server.server_close()
+        for a, b in pairs:
+            a.close()
+            b.close()
 
 
 def test_client_that_stops_reading_does_not_pin_a_thread(root: Path) -> None:

@@ -581,10 +581,18 @@ def test_answers_given_again_are_bounded_in_bytes(
 
 
 def test_every_request_is_reported_once_on_either_path(root: Path) -> None:
+    release = threading.Event()
+    holding: list[str] = []
+
     class Failing(DevHandler):
         def send_head(self) -> Any:
             if self.path == "/boom":
                 raise RuntimeError("a bug in a handler")
+            if self.path == "/hold":  # busy until the test is done: a 503 cannot shed it
+                holding.append(self.path)
+                release.wait(10)
+                self.close_connection = True
+                return None
             return super().send_head()
 
     log = Collector()
@@ -601,8 +609,11 @@ def test_every_request_is_reported_once_on_either_path(root: Path) -> None:
         assert exchange(port, b"GET /small.html\r\n") == SMALL  # HTTP/0.9, in a thread
         assert status_of(exchange(port, b"GET /boom HTTP/1.0\r\n\r\n")) == 500
         holders = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
-        assert wait_for(lambda: server.connection_count() == 2)
+        for holder in holders:
+            holder.sendall(b"GET /hold HTTP/1.0\r\n\r\n")
+        assert wait_for(lambda: len(holding) == 2)
         assert status_of(exchange(port, b"GET /small.html HTTP/1.0\r\n\r\n")) == 503
+        release.set()
         for holder in holders:
             holder.close()
     finally:

@@ -15,9 +15,9 @@ import pytest
 from devserve import serving
 from devserve.config import ReloadConfig, ServeConfig
 from devserve.reload.handler import ReloadingHandler
-from devserve.reload.hub import HubClosed, ReloadHub, sse_message
+from devserve.reload.hub import MESSAGES_KEPT, HubClosed, ReloadHub, sse_message
 from devserve.server import ThreadingHTTPServer
-from tests.support import Collector, port_of
+from tests.support import Collector, port_of, raw_exchange, running_devserve
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -75,7 +75,26 @@ def test_publish_never_blocks_on_a_subscriber_that_does_not_read() -> None:
         for _ in range(20_000):  # far more wake-ups than a socket buffer holds
             hub.publish(css_only=False)
         assert time.monotonic() - started < 5
-        assert len(subscription.take()) == 20_000
+        kept = [messages(m)[0]["seq"] for m in subscription.take()]
+        assert kept == list(range(20_000 - MESSAGES_KEPT + 1, 20_001))  # the latest, bounded
+    assert hub.subscriber_count == 0
+
+
+def test_a_new_stream_beyond_the_cap_ends_the_oldest() -> None:
+    hub = ReloadHub(max_streams=2)
+    first, second = hub.subscribe(), hub.subscribe()
+    third = hub.subscribe()
+    try:
+        assert first.ended and not second.ended and not third.ended
+        assert hub.subscriber_count == 2
+        assert hub.publish(css_only=False) == 2
+        assert first.take() == []  # the oldest hears nothing more
+        assert len(second.take()) == len(third.take()) == 1
+        first.close()  # its owner leaving later changes nothing for the others
+        assert hub.subscriber_count == 2
+    finally:
+        for subscription in (first, second, third):
+            subscription.close()
     assert hub.subscriber_count == 0
 
 
@@ -264,3 +283,63 @@ def test_head_worker_and_unknown_reserved_paths(server: ThreadingHTTPServer) -> 
     for target in (b"/__devserve__/", b"/__devserve__/events/x", b"/__devserve__/../page.html"):
         reply = exchange(port, b"GET " + target + b" HTTP/1.0\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 404 "), target
+
+
+def test_silent_event_streams_cannot_fill_the_server(tmp_path: Path) -> None:
+    """Event streams get a quarter of the connection cap; the oldest makes way."""
+    (tmp_path / "page.html").write_text("<body>page</body>")
+    config = ServeConfig(directory=tmp_path, reload=ReloadConfig(), max_connections=8, quiet=True)
+    with running_devserve(config) as (server, _, _):
+        hub = server.context.site.hub
+        assert hub is not None and hub.max_streams == config.max_event_streams == 2
+        port = port_of(server)
+        streams = [Stream(port) for _ in range(12)]  # more than the whole connection cap
+        try:
+            assert wait_for(lambda: hub.subscriber_count == 2)
+            time.sleep(0.3)
+            for stream in streams:  # all but two were ended (a browser would reconnect)
+                stream.sock.settimeout(0.5)
+                stream.read_to_end()
+            ended = [s for s in streams if _closed(s)]
+            alive = [s for s in streams if s not in ended]
+            assert len(alive) == 2 and len(ended) == 10
+            reply = raw_exchange(port, b"GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reply.startswith(b"HTTP/1.1 200 ")
+            assert hub.publish(css_only=False) == 2
+            for stream in alive:
+                assert b'"seq":1' in stream.read_until(b'"seq":1')
+        finally:
+            for stream in streams:
+                stream.close()
+
+
+def _closed(stream: Stream) -> bool:
+    """Whether the server has closed ``stream`` (it reads nothing more, at once)."""
+    stream.sock.settimeout(0.05)
+    try:
+        return stream.sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+def test_a_stream_gives_up_on_a_browser_that_stops_acknowledging() -> None:
+    """Two heartbeats without an acknowledgement end the connection (TCP_USER_TIMEOUT)."""
+    from devserve.reload import sse
+
+    hub = ReloadHub()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname()[:2])
+        server_side, _ = listener.accept()
+        with client, server_side, hub.subscribe() as subscription:
+            runner = threading.Thread(
+                target=sse.stream, args=(subscription, server_side, server_side.sendall, 0.2)
+            )
+            runner.start()
+            assert b": ping" in client.recv(100)  # the heartbeat flows
+            timeout = server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+            assert timeout == 500  # milliseconds: two heartbeats and a half
+            client.close()
+            runner.join(5)
+            assert not runner.is_alive()

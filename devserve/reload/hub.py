@@ -8,7 +8,11 @@ as soon as either happens.
 
 Invariants: `publish` never blocks on a client (it only queues and wakes);
 `close` ends every stream; a subscription's descriptors are closed exactly once,
-by the thread that owns it.
+by the thread that owns it. At most ``max_streams`` streams are open (the
+server's configuration says how many): a new one
+ends the oldest (a browser that is still there reconnects by itself), so silent
+or forgotten streams cannot hold threads and descriptors without bound. A
+stream's queue keeps only the latest few messages (any change means "reload").
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import socket
 import threading
 from collections import deque
 from types import TracebackType
+
+# Messages a stream that is not keeping up holds (the older ones say nothing more).
+MESSAGES_KEPT = 8
 
 
 class HubClosed(Exception):
@@ -36,7 +43,7 @@ class Subscription:
 
     def __init__(self, hub: ReloadHub) -> None:
         self._hub = hub
-        self._messages: deque[bytes] = deque()
+        self._messages: deque[bytes] = deque(maxlen=MESSAGES_KEPT)
         self._reader, self._waker = socket.socketpair()
         self._reader.setblocking(False)
         self._waker.setblocking(False)
@@ -86,11 +93,13 @@ class Subscription:
 class ReloadHub:
     """Counts changes and fans each one out to every subscribed browser."""
 
-    def __init__(self, server_id: str | None = None) -> None:
+    def __init__(self, server_id: str | None = None, max_streams: int | None = None) -> None:
         # Tells a restarted server from the one a page came from.
         self.server_id = server_id or secrets.token_hex(8)
+        self.max_streams = max_streams
         self._seq = 0
-        self._subscribers: set[Subscription] = set()
+        # In order of subscription (a dict keeps it): the first is the oldest.
+        self._subscribers: dict[Subscription, None] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -109,11 +118,18 @@ class ReloadHub:
         return sse_message({"type": "hello", "server": self.server_id, "seq": self._seq})
 
     def subscribe(self) -> Subscription:
-        """A new subscription, or HubClosed once the server is stopping."""
+        """A new subscription (ending the oldest beyond ``max_streams``), or HubClosed
+        once the server is stopping."""
         subscription = Subscription(self)
         with self._lock:
             if not self._closed:
-                self._subscribers.add(subscription)
+                while self.max_streams is not None and len(self._subscribers) >= max(
+                    1, self.max_streams
+                ):
+                    oldest = next(iter(self._subscribers))
+                    del self._subscribers[oldest]
+                    oldest._deliver(None)
+                self._subscribers[subscription] = None
                 return subscription
         subscription.close()
         raise HubClosed
@@ -138,4 +154,4 @@ class ReloadHub:
 
     def _remove(self, subscription: Subscription) -> None:
         with self._lock:
-            self._subscribers.discard(subscription)
+            self._subscribers.pop(subscription, None)

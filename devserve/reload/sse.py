@@ -59,8 +59,16 @@ def stream(
     write: Callable[[bytes], object],
     heartbeat: float = HEARTBEAT,
 ) -> None:
-    """Relay the subscription's messages to the client until one side ends."""
+    """Relay the subscription's messages to the client until one side ends.
+
+    A client that vanished without closing (a laptop that slept, a dropped Wi-Fi)
+    never acknowledges the heartbeats; the kernel gives up on the connection after
+    two of them (``TCP_USER_TIMEOUT``, Linux), so the stream's thread ends.
+    """
     sock.settimeout(SEND_TIMEOUT)
+    if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(heartbeat * 2500))
     with selectors.DefaultSelector() as selector:
         selector.register(subscription, selectors.EVENT_READ)
         selector.register(sock, selectors.EVENT_READ)
