@@ -23,6 +23,7 @@ from devserve._handler_static import SimpleHTTPRequestHandler
 from devserve._io import is_tls
 from devserve._paths import may_serve
 from devserve._protocol import MAX_LINE, build_message
+from devserve._scripts import ScriptGroup, ScriptOutput, ScriptRun, ScriptStdout, unmarked_run
 
 
 class ScriptFound(NamedTuple):
@@ -89,6 +90,9 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
     rbufsize = -1
     # devserve's gateway settings; the defaults keep the documented behaviour.
     cgi_timeout: float | None = None  # seconds a script may run
+    # The server's record of scripts it started (marked, so that even descendants
+    # that left the script's process group can be ended); None: no record.
+    cgi_scripts: ScriptGroup | None = None
     cgi_max_body: int | None = None  # larger request bodies get 413
     # None passes the server's whole environment (as the stdlib does); a tuple
     # passes only those names.
@@ -325,14 +329,19 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         nph: bool,
     ) -> str | None:
         """Run the script and relay its reply; returns a local redirect's path, if any."""
+        group = self.cgi_scripts
+        run = group.new_run(env) if group is not None else unmarked_run()
         process = self._launch(args, env, cwd)
         if process is None:
+            run.finished()
             if source is cast(IO[bytes], self.rfile) and length:
                 self.close_connection = True  # the body was not read
             return None
+        run.process = process
         assert process.stdin is not None
         assert process.stdout is not None
         assert process.stderr is not None
+        stdout = ScriptStdout(process.stdout, run)
         body = _BodyFeeder(source, process.stdin, length)
         feeder = threading.Thread(target=body.run, daemon=True)
         feeder.start()
@@ -342,26 +351,29 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         timed_out = threading.Event()
         watchdog = None
         if self.cgi_timeout is not None:
-            watchdog = threading.Timer(self.cgi_timeout, _expire, (process, timed_out))
+            watchdog = threading.Timer(self.cgi_timeout, _expire, (run, timed_out))
             watchdog.daemon = True
             watchdog.start()
         relayed = threading.Event()
         threading.Thread(
-            target=_reap_orphans, args=(process, relayed), name="devserve-cgi-orphans", daemon=True
+            target=_reap_orphans, args=(run, relayed), name="devserve-cgi-orphans", daemon=True
         ).start()
         redirect = None
         try:
             if nph:
-                self._relay_raw(process.stdout)
+                self._relay_raw(stdout)
             else:
-                redirect = self._relay_reply(process.stdout, timed_out)
+                redirect = self._relay_reply(stdout, timed_out)
         finally:
             relayed.set()
-            process.stdout.close()
+            stdout.close()
             status = process.wait()
+            run.finished()
             if watchdog is not None:
                 watchdog.cancel()
-            reader.join(5)
+            # stderr ends with the script, unless something that escaped an ended
+            # run still holds it: then it is not waited for.
+            reader.join(0.5 if run.ended.is_set() else 5)
             feeder.join(_BODY_GRACE)
             if feeder.is_alive() or not body.complete:
                 # Unread body bytes would be taken for the next request (smuggling):
@@ -381,7 +393,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
                 self.log_error("CGI script exit code %d", status)
         return redirect
 
-    def _relay_raw(self, stdout: IO[bytes]) -> None:
+    def _relay_raw(self, stdout: ScriptOutput) -> None:
         """An nph- script writes the whole response itself; pass it through untouched."""
         self.close_connection = True
         first = stdout.readline(MAX_LINE + 1)
@@ -392,7 +404,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         while data := _read_some(stdout):
             self.wfile.write(data)
 
-    def _relay_reply(self, stdout: IO[bytes], timed_out: threading.Event) -> str | None:
+    def _relay_reply(self, stdout: ScriptOutput, timed_out: threading.Event) -> str | None:
         """Parse the script's header block and relay its reply; returns a local redirect."""
         block = bytearray()
         line = b""
@@ -472,28 +484,28 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
 _MAX_LOCAL_REDIRECTS = 5
 
 
-def _read_some(stream: IO[bytes]) -> bytes:
-    """What the script has written so far (up to 64 KiB), without waiting for more."""
-    read1 = getattr(stream, "read1", None)
-    return bytes(read1(65536) if read1 is not None else stream.read(65536))
+def _read_some(stream: ScriptOutput) -> bytes:
+    """What the script has written so far (up to 64 KiB), waiting only for the first byte."""
+    return stream.read1(65536)
 
 
 # Seconds a script's own process may be gone while something it started still
-# holds its stdout open; then the rest of its process group is killed.
+# holds its stdout open; then that is ended too (its group, and what carries its mark).
 _ORPHAN_GRACE = 1.0
 
 
-def _reap_orphans(process: subprocess.Popen[bytes], relayed: threading.Event) -> None:
+def _reap_orphans(run: ScriptRun, relayed: threading.Event) -> None:
     """A script that forked and exited must not hold the response open for ever."""
-    process.wait()
+    assert run.process is not None
+    run.process.wait()
     if not relayed.wait(_ORPHAN_GRACE):
-        _kill_group(process)
+        run.end()
 
 
-def _expire(process: subprocess.Popen[bytes], timed_out: threading.Event) -> None:
-    """The watchdog: the script ran too long; kill it and everything it started."""
+def _expire(run: ScriptRun, timed_out: threading.Event) -> None:
+    """The watchdog: the script ran too long; end it and everything it started."""
     timed_out.set()
-    _kill_group(process)
+    run.end()
 
 
 # Seconds to wait, once the script is done, for the rest of a request body it
@@ -547,8 +559,3 @@ def _drain(stream: IO[bytes], into: list[bytes]) -> None:
             into.append(chunk)
             kept += len(chunk)
     stream.close()
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(process.pid, 9)

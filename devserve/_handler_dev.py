@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -22,6 +22,7 @@ from devserve._handler_static import SimpleHTTPRequestHandler
 from devserve._io import MemoryFile, OpenFile, SocketWriter, layout_body
 from devserve._overrides import reproduces
 from devserve._paths import SymlinkPolicy
+from devserve._scripts import ScriptGroup
 from devserve._site import Reply, Site, site_request
 from devserve.events import Journal, RequestRecord
 
@@ -36,6 +37,8 @@ class CGIContext:
     pass_env: tuple[str, ...]
     extra_env: Mapping[str, str]
     pass_authorization: bool = False
+    # Every script this server started, so that stopping can end them all.
+    scripts: ScriptGroup = field(default_factory=ScriptGroup)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,7 @@ class DevCGIHandler(DevHandler, CGIHTTPRequestHandler):
         self.cgi_pass_env = cgi.pass_env
         self.cgi_extra_env = cgi.extra_env
         self.cgi_pass_authorization = cgi.pass_authorization
+        self.cgi_scripts = cgi.scripts
         super().__init__(request, client_address, server, **kwargs)
 
     def _script_auth(self) -> tuple[str, str | None] | None:

@@ -548,6 +548,8 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
         if watcher is not None:
             watcher.stop()
         _drain(server, hurry)
+        if server.context.cgi is not None:
+            server.context.cgi.scripts.end_all()  # and whatever they left running
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = stats.summary()

@@ -24,10 +24,12 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,6 +38,7 @@ from typing import Any, cast
 import pytest
 
 from devserve._loop import LoopHTTPServer
+from devserve._scripts import ScriptGroup
 from devserve.server import CGIHTTPRequestHandler, ThreadingHTTPServer
 from tests.support import LogLines as Log
 from tests.support import (
@@ -106,6 +109,26 @@ SCRIPTS: dict[str, str] = {
         "sleep 1000"
     ),
     "cgi-bin/partial.sh": "printf 'Content-Type: text/plain\\n\\npartial-body'\nsleep 1000",
+    # Starts a child in a session of its own (out of reach of killpg) that holds
+    # the script's stdout, then hangs itself: only the run's mark can find the child.
+    "cgi-bin/escape-hang.sh": (
+        "printf 'Content-Type: text/plain\\n\\nbefore the escape\\n'\n"
+        "setsid sh -c 'echo $$ > \"@MARKERS@/escaped.pid\"; exec sleep 1000' &\n"
+        "sleep 1000"
+    ),
+    # The same child, but the script answers and exits: the reply must still end.
+    "cgi-bin/escape-exit.sh": (
+        "printf 'Content-Type: text/plain\\n\\nanswered\\n'\n"
+        "setsid sh -c 'echo $$ > \"@MARKERS@/escaped.pid\"; exec sleep 1000' &\n"
+        "exit 0"
+    ),
+    # A daemon: a session of its own and no stdout; answers at once. Only stopping
+    # devserve ends the daemon.
+    "cgi-bin/daemon.sh": (
+        "setsid sh -c 'echo $$ > \"@MARKERS@/daemon.pid\"; exec sleep 1000' "
+        "</dev/null >/dev/null 2>&1 &\n"
+        "printf 'Content-Type: text/plain\\n\\nstarted\\n'"
+    ),
     "cgi-bin/ids.sh": "printf 'Content-Type: text/plain\\n\\n%s %s %s' \"$(id -u)\" "
     '"$(id -g)" "$(id -G)"',
 }
@@ -164,10 +187,12 @@ def serve(
     extra_env: Mapping[str, str] | None = None,
     seen: list[tuple[str, str, str | None]] | None = None,
     server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer,
+    scripts: ScriptGroup | None = None,
 ) -> Iterator[Served]:
     """Serve ``tree`` with a CGIHTTPRequestHandler subclass set up as asked.
 
-    ``seen`` collects (method, path, Transfer-Encoding) of every CGI request.
+    ``seen`` collects (method, path, Transfer-Encoding) of every CGI request;
+    ``scripts`` is the record of started scripts (as `devserve cgi` keeps one).
     """
     log = Log()
 
@@ -176,6 +201,7 @@ def serve(
         cgi_timeout = timeout
         cgi_max_body = max_body
         cgi_extra_env: Mapping[str, str] = dict(extra_env or {})
+        cgi_scripts = scripts
 
         def run_cgi(self) -> None:
             if seen is not None:
@@ -860,3 +886,60 @@ def test_expect_100_is_not_sent_for_a_body_over_the_limit(tree: Tree) -> None:
         assert reply.startswith(b"HTTP/1.1 413 ")
         assert b"100 Continue" not in reply
         assert not tree.ran("marker")
+
+
+# =========================================================================== escaped descendants
+
+
+def test_timeout_ends_the_reply_even_when_an_escaped_child_holds_it(tree: Tree) -> None:
+    """A child in a session of its own is out of killpg's reach; its mark is not."""
+    with serve(tree, "HTTP/1.0", timeout=1.0, scripts=ScriptGroup()) as s:  # body ends at close
+        started = time.monotonic()
+        status, _, body = request(s.port, "GET", "/cgi-bin/escape-hang.sh")
+        elapsed = time.monotonic() - started
+    assert (status, body) == (200, b"before the escape\n")  # cut off at the timeout
+    assert elapsed < 4
+    escaped = read_pid(tree.markers / "escaped.pid")
+    assert wait_dead(escaped), "the escaped child outlived the request"
+
+
+def test_timeout_ends_the_reply_without_a_record_of_scripts(tree: Tree) -> None:
+    """The documented handler keeps no record, but its reply still ends on time."""
+    with serve(tree, "HTTP/1.0", timeout=1.0) as s:
+        started = time.monotonic()
+        status, _, body = request(s.port, "GET", "/cgi-bin/escape-hang.sh")
+        elapsed = time.monotonic() - started
+    assert (status, body) == (200, b"before the escape\n")
+    assert elapsed < 4
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(read_pid(tree.markers / "escaped.pid"), signal.SIGKILL)  # not ours to end
+
+
+def test_an_escaped_child_cannot_hold_a_finished_reply_open(tree: Tree) -> None:
+    with serve(tree, scripts=ScriptGroup()) as s:
+        started = time.monotonic()
+        status, _, body = request(s.port, "GET", "/cgi-bin/escape-exit.sh")
+        elapsed = time.monotonic() - started
+    assert (status, body) == (200, b"answered\n")
+    assert elapsed < 4
+    assert wait_dead(read_pid(tree.markers / "escaped.pid"))
+
+
+def test_stopping_devserve_cgi_ends_running_scripts_and_their_daemons(tree: Tree) -> None:
+    """Nothing a script started keeps running (as nobody, under root) once devserve is gone."""
+    with cgi_process(tree.root, "--timeout", "300") as (process, url):
+        port = port_in(url)
+        assert request(port, "GET", "/cgi-bin/daemon.sh")[::2] == (200, b"started\n")
+        daemon = read_pid(tree.markers / "daemon.pid")
+        assert alive(daemon)  # a script may leave a daemon while devserve runs
+
+        def hang() -> None:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                request(port, "GET", "/cgi-bin/escape-hang.sh")
+
+        threading.Thread(target=hang, daemon=True).start()
+        escaped = read_pid(tree.markers / "escaped.pid")
+        log = stop_and_read(process)
+    assert wait_dead(daemon), "a script's daemon outlived devserve"
+    assert wait_dead(escaped), "a running script's escaped child outlived devserve"
+    assert "Traceback" not in log

@@ -17,12 +17,11 @@ Invariants:
 
 from __future__ import annotations
 
-import io
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import IO, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from devserve._handler_dev import DevCGIHandler, DevHandler
 from devserve._protocol import MAX_LINE
@@ -40,6 +39,8 @@ from devserve.reload.inject import (
 
 if TYPE_CHECKING:
     import threading
+
+    from devserve._scripts import ScriptOutput
 
 # Sec-Fetch-Dest values of a page being displayed (absent: an older or non-browser client).
 _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
@@ -103,7 +104,7 @@ class ReloadingHandler(DevHandler):
                 pass  # the browser went away (or stalled): its stream simply ends
 
 
-class ScriptOutput:
+class InjectingOutput:
     """A CGI script's stdout as the gateway reads it, with the script streamed into HTML.
 
     The header block is read ahead (the gateway reads it line by line, then
@@ -114,7 +115,7 @@ class ScriptOutput:
     """
 
     def __init__(
-        self, stdout: IO[bytes], decide: Callable[[list[tuple[bytes, bytes]]], bytes | None]
+        self, stdout: ScriptOutput, decide: Callable[[list[tuple[bytes, bytes]]], bytes | None]
     ) -> None:
         self._stdout = stdout
         self._decide = decide
@@ -156,9 +157,9 @@ class ScriptOutput:
     def read1(self, size: int = -1) -> bytes:
         injector = self._injector
         if injector is None:
-            return bytes(cast(io.BufferedReader, self._stdout).read1(size))
+            return self._stdout.read1(size)
         while True:
-            data = cast(io.BufferedReader, self._stdout).read1(size)
+            data = self._stdout.read1(size)
             if not data:
                 return injector.finish()
             out = injector.feed(data)
@@ -239,10 +240,9 @@ class ReloadingCGIHandler(ReloadingHandler, DevCGIHandler):
         self._injected = self._uncacheable = True
         return snippet
 
-    def _relay_reply(self, stdout: IO[bytes], timed_out: threading.Event) -> str | None:
-        output = ScriptOutput(stdout, self.script_snippet)
-        return super()._relay_reply(cast(IO[bytes], output), timed_out)
+    def _relay_reply(self, stdout: ScriptOutput, timed_out: threading.Event) -> str | None:
+        return super()._relay_reply(InjectingOutput(stdout, self.script_snippet), timed_out)
 
-    def _relay_raw(self, stdout: IO[bytes]) -> None:
+    def _relay_raw(self, stdout: ScriptOutput) -> None:
         self._not_injected = "an nph- script writes its own response"
         super()._relay_raw(stdout)
