@@ -163,8 +163,10 @@ class ReplyWriter:
         return None
 
 
-# Repeated log lines remembered (by client, request and answer).
+# Repeated log lines remembered (by client, request and answer), and the longest
+# target remembered: a key a client chose cannot hold more than about 1 MiB.
 REPEATERS = 1024
+REPEAT_TARGET_LIMIT = 1024
 
 
 class Reports:
@@ -194,7 +196,9 @@ class Reports:
                 when, client, method, target, reply.status, size, duration, reply.served,
                 reply.note,
             )  # fmt: skip
-            if len(self._repeaters) >= REPEATERS:
-                self._repeaters.clear()
-            emit = self._repeaters[key] = self.journal.repeats(record)
+            emit = self.journal.repeats(record)
+            if len(target) <= REPEAT_TARGET_LIMIT:
+                if len(self._repeaters) >= REPEATERS:
+                    self._repeaters.clear()
+                self._repeaters[key] = emit
         emit(when, duration)

@@ -243,7 +243,7 @@ class Site:
         if self.hub is not None and _is_html(ctype) and _navigation(request):
             page = self._page_bytes(found, _url_path(request.target))
             if page is not None:
-                return self._page(request, page, ctype, seq, found.kind)
+                return self._page(request, page, ctype, seq, found)
         conditions = Conditions.from_fields(request.fields)
         if conditions is None:
             answer = facts.whole  # no precondition or range: the file's plain 200
@@ -262,7 +262,7 @@ class Site:
             _close(found)
         if len(parts) > 1:
             deps = None  # a multipart body has a boundary of its own each time
-        self._tell_unreloadable(request, ctype, found.kind)
+        self._tell_unreloadable(request, ctype, found)
         source = found if parts else None
         return Reply(answer.status, answer.fields, parts, source, found.kind, deps=deps)
 
@@ -289,24 +289,24 @@ class Site:
         assert found.st is not None
         assert found.fd is not None
         if found.st.st_size > MAX_INJECT_SIZE:
-            self._say_not_injected(url_path, f"larger than {MAX_INJECT_SIZE >> 20} MiB")
+            self._say_not_injected(found, url_path, f"larger than {MAX_INJECT_SIZE >> 20} MiB")
             return None
         try:
             return os.pread(found.fd, found.st.st_size, 0)
         finally:
             os.close(found.fd)
 
-    def _page(self, request: SiteRequest, body: bytes, ctype: str, seq: int, served: str) -> Reply:
+    def _page(self, request: SiteRequest, body: bytes, ctype: str, seq: int, found: Found) -> Reply:
         """An HTML page with the reload script in it (never cached, never partial)."""
         from devserve.reload.inject import CannotInject, charset_of, inject_html
 
         try:
             body = inject_html(body, self._snippet(request.target, seq), charset_of(ctype))
         except CannotInject as error:
-            self._say_not_injected(_url_path(request.target), str(error))
+            self._say_not_injected(found, _url_path(request.target), str(error))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        return Reply(HTTPStatus.OK.value, fields, parts, None, served, uncacheable=True)
+        return Reply(HTTPStatus.OK.value, fields, parts, None, found.kind, uncacheable=True)
 
     def _snippet(self, target: str, seq: int) -> str:
         from devserve.reload.inject import reload_snippet, root_prefix
@@ -330,7 +330,7 @@ class Site:
         body = render_listing(request.target, list(entries), self._encoding)
         ctype = f"text/html; charset={self._encoding}"
         if self.hub is not None and _navigation(request):
-            return self._page(request, body, ctype, seq, "listing")
+            return self._page(request, body, ctype, seq, found._replace(kind="listing"))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
         return Reply(HTTPStatus.OK.value, fields, parts, None, "listing", deps=found.deps)
@@ -418,18 +418,19 @@ class Site:
 
     # -------------------------------------------------------------- live-reload notices
 
-    def _tell_unreloadable(self, request: SiteRequest, ctype: str, served: str) -> None:
+    def _tell_unreloadable(self, request: SiteRequest, ctype: str, found: Found) -> None:
         """A document that will not reload by itself is worth one line in the log."""
         if self.hub is None or request.fields.get("sec-fetch-dest") != "document":
             return
         if _is_html(ctype):
             return  # injected, or already told why not
-        self._say_not_injected(_url_path(request.target), f"not HTML: {ctype}")
+        self._say_not_injected(found, _url_path(request.target), f"not HTML: {ctype}")
 
-    def _say_not_injected(self, path: str, why: str) -> None:
+    def _say_not_injected(self, found: Found, path: str, why: str) -> None:
+        """Said once per file (not per spelling of its URL): ``path`` is how it was asked for."""
         if self.notice is not None:
             self.notice(
-                f"not-injected {path}",
+                f"not-injected {found.path}",
                 f"live reload: {path} has no reload script ({why}); it will not refresh by itself",
             )
 

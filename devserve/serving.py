@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import signal
 import socket
@@ -139,19 +140,24 @@ class ServerJournal:
         self.error(f"error while handling a request from {client}", detail)
 
 
+# Distinct live-reload notices said at most (each is one log line).
+NOTICES = 4096
+
+
 class Notices:
     """Live-reload notices said once per key (a page that stays uninjected, say)."""
 
     def __init__(self, report: Reporter) -> None:
         self.report = report
-        self._told: set[str] = set()
+        self._told: set[bytes] = set()  # digests: a key a client chose cannot grow memory
         self._lock = threading.Lock()
 
     def __call__(self, key: str, message: str) -> None:
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).digest()
         with self._lock:
-            if key in self._told or len(self._told) >= 4096:
+            if digest in self._told or len(self._told) >= NOTICES:
                 return
-            self._told.add(key)
+            self._told.add(digest)
         self.report(LogEvent(time.time(), "warning", message))
 
 

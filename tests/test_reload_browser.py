@@ -392,7 +392,7 @@ def test_a_page_that_answered_a_post_is_fetched_again_never_resubmitted(
     script = public_tmp / "cgi-bin" / "answer.sh"
     script.parent.mkdir(mode=0o755)
     script.write_text(
-        f"#!/bin/sh\necho \"$REQUEST_METHOD\" >> {calls}/log\n"
+        f'#!/bin/sh\necho "$REQUEST_METHOD" >> {calls}/log\n'
         "printf 'Content-Type: text/html\\r\\n\\r\\n<!doctype html><html><body>"
         "<h1>answered</h1></body></html>'\n"
     )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from devserve.reload.watcher import (
     describe,
     is_css_only,
 )
+from tests.support import devserve_env
 
 ROOT = Path(__file__).resolve().parent.parent
 # Longer than the watcher's quiet step, so a second batch would have arrived.
@@ -334,3 +340,46 @@ def test_a_file_name_that_is_not_utf8_neither_crashes_nor_stops_the_watcher(site
     assert Change("modified", str(site / "index.html")) in seen  # still watching
     assert errors == []
     assert len([w for w in found.warnings if "not valid UTF-8" in w]) == 1
+
+
+def test_devserve_logging_into_its_own_folder_does_not_reload_pages(site: Path) -> None:
+    """The real thing: `devserve serve site --reload 2> site/devserve.log`, a browser's
+    event stream open, and requests that each add a line to that log."""
+    log_path = site / "devserve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devserve", "serve", str(site), "--port", "0", "--reload"],
+            env=devserve_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        port = 0
+        deadline = time.monotonic() + 20
+        while not port and time.monotonic() < deadline:
+            found = re.search(r"http://127\.0\.0\.1:(\d+)", log_path.read_text())
+            port = int(found[1]) if found else 0
+            time.sleep(0.05)
+        assert port, log_path.read_text()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as stream:
+            stream.sendall(b"GET /__devserve__/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            seen = b""
+            while b'"type":"hello"' not in seen:
+                seen += stream.recv(65536)
+            for i in range(15):  # each one is a line in devserve.log
+                with contextlib.suppress(urllib.error.HTTPError):
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/missing-{i}", timeout=5)
+                time.sleep(0.05)
+            stream.settimeout(1.5)
+            with contextlib.suppress(TimeoutError):
+                while b'"type":"change"' not in seen:
+                    seen += stream.recv(65536)
+            assert b'"type":"change"' not in seen, "the server's own log reloaded the page"
+            assert log_path.read_text().count("missing-") >= 15  # the log was written
+            (site / "index.html").write_text("<h1>changed</h1>")
+            stream.settimeout(5)
+            while b'"type":"change"' not in seen:
+                seen += stream.recv(65536)
+    finally:
+        process.terminate()
+        process.wait(15)

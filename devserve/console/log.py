@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 LogFormat = Literal["pretty", "plain", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("pretty", "plain", "json")
 
-# Rendered request lines remembered (without time and duration), and durations.
+# Rendered request lines remembered (without time and duration), and durations;
+# a line for a longer path is not remembered, so a client cannot make the table big.
 _MIDDLES_MAX = 1024
+_MIDDLE_PATH_LIMIT = 1024
 
 
 class Renderer(Protocol):
@@ -199,9 +201,10 @@ class TextRenderer:
             if record.note:
                 tail.append(paint("devserve.note", scrub(record.note)))
             middle = (" ".join(parts), "".join(" " + part for part in tail))
-            if len(self._middles) >= _MIDDLES_MAX:
-                self._middles.clear()
-            self._middles[key] = middle
+            if len(record.path) <= _MIDDLE_PATH_LIMIT:
+                if len(self._middles) >= _MIDDLES_MAX:
+                    self._middles.clear()
+                self._middles[key] = middle
         return middle
 
     def _clock_text(self, when: float) -> str:

@@ -196,10 +196,15 @@ class ReloadingCGIHandler(ReloadingHandler, DevCGIHandler):
             site = self.context.site
             if site.notice is not None:
                 site.notice(
-                    f"not-injected {path}",
+                    f"not-injected {self._script_named()}",
                     f"live reload: {path} has no reload script ({why}); "
                     "it will not refresh by itself",
                 )
+
+    def _script_named(self) -> str:
+        """The script that answered, whatever PATH_INFO or query followed it (a notice's key)."""
+        directory, rest = self.cgi_info
+        return f"{directory}/{rest.partition('?')[0].partition('/')[0]}"
 
     def parse_request(self) -> bool:
         """Keeps the documented contract; also notes the change count as the request arrives."""

@@ -118,7 +118,7 @@ def reload_snippet(root: str, server_id: str, seq: int, posted: bool = False) ->
     return f"<script data-devserve-reload>\n{CLIENT_SCRIPT}({config});\n</script>"
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _ascii_compatible(codec: str) -> bool:
     """Whether ASCII text and markup are the same bytes in ``codec`` (stateless codecs only)."""
     if codec.startswith(("utf-16", "utf-32", "utf-7", "iso2022", "hz")):
