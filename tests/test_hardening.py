@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from devserve import server as ds
 from devserve._loop import LoopHTTPServer
 from devserve._servers import client_key
-from devserve.config import ServeConfig
+from devserve.config import CGIConfig, ServeConfig
 from devserve.events import LogEvent, RequestRecord
 from tests.support import (
     Collector,
@@ -397,7 +397,7 @@ def test_threads_and_descriptors_return_to_baseline(root: Path, kind: str) -> No
 _TOKENS = [
     b"GET", b"HEAD", b"POST", b"PUT", b"BREW", b"G\x00T", b"",
     b"/", b"/small.txt", b"/big.bin", b"/%", b"/%zz", b"/%00", b"/..%2f..", b"//x",
-    b"/\xff\xfe", b"*", b"http://x/small.txt",
+    b"/\xff\xfe", b"*", b"http://x/small.txt", b"/cgi-bin/echo.sh", b"/cgi-bin/echo.sh/x?y",
     b"HTTP/1.1", b"HTTP/1.0", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/1.x", b"HTTP/9",
 ]  # fmt: skip
 _HEADERS = [
@@ -407,6 +407,12 @@ _HEADERS = [
     b"Connection: keep-alive, Upgrade", b"Expect: 100-continue", b"Content-Length: 5",
     b"Content-Length: -1", b"Content-Length: 99999999999", b"Transfer-Encoding: chunked",
     b" folded", b"NoColon", b"X: \x1b[31m", b"X:\r", b"\x00: \x00",
+    # RFC 9112 framing: each of these is a 400 that closes, or a close after the reply.
+    b"Content-Length: 6", b"Content-Length: 5, 6", b"Content-Length: \xef\xbc\x95",
+    b"Content-Length: \xb2", b"Content-Length: +5", b"Content-Length: " + b"9" * 40,
+    b"Host : x", b"Host\t: x", b"X: a\rb", b"X: a\x00b", b"Transfer-Encoding: gzip",
+    b"Transfer-Encoding: chunked, gzip", b"Transfer-Encoding: chunked\r\nContent-Length: 3",
+    b"Range: bytes=\xb9-\xb2", b"Range: bytes=0-" + b"9" * 5000, b"Range: bytes=\xd9\xa1-",
 ]  # fmt: skip
 
 
@@ -421,18 +427,42 @@ def requests(draw: st.DrawFn) -> bytes:
     return line + b"\r\n" + b"\r\n".join(headers) + b"\r\n" + end + body
 
 
-@pytest.fixture(scope="module", params=KINDS)
-def fuzz_target(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[int]:
-    site = tmp_path_factory.mktemp("fuzz")
-    (site / "small.txt").write_text("small")
-    (site / "big.bin").write_bytes(b"b" * 100_000)
-    with serving_kind(str(request.param), site) as srv:
-        assert normal_request_works(port_of(srv))
-        # A request only a thread answers starts the deadline reaper thread (part of the baseline).
-        assert status_of(raw_exchange(port_of(srv), b"POST /small.txt HTTP/1.0\r\n\r\n")) == 501
-        yield port_of(srv)
+@contextlib.contextmanager
+def serving_cgi(root: Path) -> Iterator[ds.ThreadingHTTPServer]:
+    """`devserve cgi`'s server with the same limits: scripts, and the loop for files."""
+    script = root / "cgi-bin" / "echo.sh"
+    script.parent.mkdir(mode=0o755, exist_ok=True)
+    script.write_text("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nhead -c 100\n")
+    script.chmod(0o755)
+    config = ServeConfig(
+        directory=root,
+        request_timeout=0.5,
+        idle_timeout=0.5,
+        max_connections=8,
+        quiet=True,
+        cgi=CGIConfig(timeout=5, max_body=1000),
+    )
+    with running_devserve(config, ErrorLog()) as (srv, _, _):
+        yield srv
+
+
+@pytest.fixture(scope="module", params=[*KINDS, "cgi"])
+def fuzz_target(request: pytest.FixtureRequest) -> Iterator[int]:
+    import tempfile
+
+    site = Path(tempfile.mkdtemp(dir="/tmp"))  # readable by nobody, who runs the scripts
+    try:
+        site.chmod(0o755)
+        (site / "small.txt").write_text("small")
+        (site / "big.bin").write_bytes(b"b" * 100_000)
+        kind = str(request.param)
+        with serving_cgi(site) if kind == "cgi" else serving_kind(kind, site) as srv:
+            assert normal_request_works(port_of(srv))
+            # A request only a thread answers starts the deadline reaper (part of the baseline).
+            assert status_of(raw_exchange(port_of(srv), b"POST /small.txt HTTP/1.0\r\n\r\n")) == 501
+            yield port_of(srv)
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
 
 
 @settings(
