@@ -42,6 +42,8 @@ from collections import deque
 from typing import Any
 
 from devserve._io import CLIENT_GONE
+from devserve._loop_conns import Conn, ConnTable
+from devserve._loop_handoff import Handoff
 from devserve._loop_output import Out, Shrank, discard, send_out
 from devserve._loop_replies import Again, ReplyWriter, Reports
 from devserve._overrides import LOOP_HOOKS, reproduces
@@ -51,9 +53,9 @@ from devserve._protocol import (
     parse_request_line,
     read_plain_head,
 )
-from devserve._servers import ThreadingHTTPServer, client_key
+from devserve._servers import ThreadingHTTPServer
 from devserve._site import Reply, Site, SiteRequest
-from devserve._static_rules import closing_connection_field, keeps_alive
+from devserve._static_rules import keeps_alive
 from devserve.events import Journal, refusal
 
 # A request head is read in the loop only up to this size; a longer one is a
@@ -67,38 +69,9 @@ WRITE_TIMEOUT = 60.0
 ACCEPT_BATCH = 64
 # Seconds accepting pauses when accept fails for want of descriptors.
 ACCEPT_PAUSE = 0.05
-# Bodies up to this size are copied behind the head and sent as one buffer.
-COPY_LIMIT = 16 * 1024
 
 _LISTENER = object()
 _WAKER = object()
-
-
-class _Conn:
-    """A connection the loop holds: its unread input and unsent output."""
-
-    __slots__ = (
-        "addr",
-        "buf",
-        "client",
-        "close_after",
-        "deadline",
-        "fd",
-        "in_head",
-        "out",
-        "sock",
-    )
-
-    def __init__(self, sock: socket.socket, addr: Any, buf: bytes, deadline: float) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.addr = addr
-        self.client = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
-        self.buf = bytearray(buf)
-        self.out: deque[Out] | None = None  # what the socket has not taken yet
-        self.close_after = False
-        self.deadline = deadline
-        self.in_head = False  # the request_timeout for a partial head is running
 
 
 class LoopHTTPServer(ThreadingHTTPServer):
@@ -125,12 +98,8 @@ class LoopHTTPServer(ThreadingHTTPServer):
         protocol_version: str | None = None,
         server_version: str | None = None,
     ) -> None:
-        self._conns: dict[int, _Conn] = {}
-        self._handed_input: dict[socket.socket, bytes] = {}
-        self._returning: dict[socket.socket, bytes] = {}
-        self._adoptions: deque[tuple[socket.socket, Any, bytes]] = deque()
-        self._loop_lock = threading.Lock()
-        self._loop_running = False
+        self._conns = ConnTable()
+        self._handoff = Handoff()
         self._loop_stop = False
         self._abandoned = False
         self._loop_done = threading.Event()
@@ -177,8 +146,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
             selector.register(self.socket, selectors.EVENT_READ, _LISTENER)
             assert self._waker is not None
             selector.register(self._waker[0], selectors.EVENT_READ, _WAKER)
-            with self._loop_lock:
-                self._loop_running = True
+            self._handoff.open()
             next_sweep = 0.0
             timeout = min(poll_interval, SWEEP_INTERVAL)
             while not self._loop_stop:
@@ -198,13 +166,10 @@ class LoopHTTPServer(ThreadingHTTPServer):
                 self.service_actions()
             self._drain(selector)
         finally:
-            with self._loop_lock:
-                self._loop_running = False
-                returned = list(self._adoptions)
-                self._adoptions.clear()
+            returned = self._handoff.close()
             for conn in list(self._conns.values()):
                 self._close(conn)
-            for sock, _, _ in returned:
+            for sock in returned:
                 self.shutdown_request(sock)
             selector.close()
             self._selector = None
@@ -217,8 +182,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
         Responses in flight get `drain_grace` seconds (`abandon` cuts that short);
         connections handlers return meanwhile are closed, not parked.
         """
-        with self._loop_lock:
-            self._loop_running = False
+        self._handoff.close()
         with contextlib.suppress(KeyError, ValueError):
             selector.unregister(self.socket)
         deadline = time.monotonic() + self.drain_grace
@@ -231,7 +195,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
             if not self._conns or time.monotonic() >= deadline:
                 return
             for key, mask in selector.select(SWEEP_INTERVAL):
-                if isinstance(key.data, _Conn):
+                if isinstance(key.data, Conn):
                     self._ready(key.data, mask)
                 elif key.data is _WAKER:
                     self._adopt_returned()
@@ -285,7 +249,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
                 sock.setblocking(False)
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                conn = _Conn(sock, addr, b"", deadline)
+                conn = Conn(sock, addr, b"", deadline)
                 conn.in_head = True  # the request_timeout runs from the connection's start
                 selector.register(sock, selectors.EVENT_READ, conn)
             except (OSError, ValueError):
@@ -299,7 +263,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
             assert self._selector is not None
             self._selector.register(self.socket, selectors.EVENT_READ, _LISTENER)
 
-    def _ready(self, conn: _Conn, mask: int) -> None:
+    def _ready(self, conn: Conn, mask: int) -> None:
         if self._conns.get(conn.fd) is not conn:
             return  # closed or handed off since the selector reported it
         try:
@@ -325,7 +289,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
         except Exception:
             self._failed(conn)
 
-    def _failed(self, conn: _Conn) -> None:
+    def _failed(self, conn: Conn) -> None:
         self.handle_error(conn.sock, conn.addr)
         self._close(conn)
 
@@ -348,19 +312,18 @@ class LoopHTTPServer(ThreadingHTTPServer):
         that arrived but was not read yet does not make its sender look slow.
         """
         self._catch_up()
-        for cheap in (_sending_head, _idle):
-            for conn in self._conns.values():
-                if cheap(conn) and (client is None or client_key(conn.addr) == client):
-                    self._close(conn)
-                    return True
-        return super().shed(client)
+        victim = self._conns.cheapest(client)
+        if victim is None:
+            return super().shed(client)
+        self._close(victim)
+        return True
 
     def _catch_up(self) -> None:
         selector = self._selector
         if selector is None:
             return
         for key, mask in selector.select(0):
-            if isinstance(key.data, _Conn):
+            if isinstance(key.data, Conn):
                 self._ready(key.data, mask)
 
     def refused(self, client_address: Any) -> None:
@@ -371,7 +334,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
     # ------------------------------------------------------------------ requests
 
-    def _process(self, conn: _Conn) -> None:
+    def _process(self, conn: Conn) -> None:
         """Answer the requests ``conn.buf`` holds, in order; hand off what the loop does not."""
         while conn.buf and conn.out is None:
             buf = conn.buf
@@ -395,19 +358,15 @@ class LoopHTTPServer(ThreadingHTTPServer):
                 self._close(conn)
                 return
         if not conn.buf and conn.out is None:
-            self._set_deadline(conn, self.idle_timeout)
+            conn.set_deadline(self.idle_timeout)
 
-    def _await_head(self, conn: _Conn) -> None:
+    def _await_head(self, conn: Conn) -> None:
         """Part of a request head is here: the rest must come within request_timeout."""
         if not conn.in_head:
             conn.in_head = True
-            self._set_deadline(conn, self.request_timeout)
+            conn.set_deadline(self.request_timeout)
 
-    @staticmethod
-    def _set_deadline(conn: _Conn, limit: float | None) -> None:
-        conn.deadline = time.monotonic() + limit if limit is not None else math.inf
-
-    def _answer(self, conn: _Conn, head: bytes) -> bool:
+    def _answer(self, conn: Conn, head: bytes) -> bool:
         """Answer one complete request head if the site serves it; False: a thread must."""
         site = self.site
         if site is None:
@@ -423,27 +382,25 @@ class LoopHTTPServer(ThreadingHTTPServer):
             return False
         reply = site.respond(SiteRequest(method, target, fields))
         close = not keeps_alive(line.version_number, self._protocol, fields.get("connection"))
-        size = self._send_reply(conn, reply, close, method, line.version, head)
+        assert self.replies is not None
+        conn.close_after = close
+        out, size = self.replies.compose(head, reply, close, method, line.version)
+        self._put(conn, out)
         self._report(conn, method, target, reply, size, when, time.perf_counter() - started)
         return True
 
-    def _answer_again(self, conn: _Conn, again: Again) -> None:
+    def _answer_again(self, conn: Conn, again: Again) -> None:
         """Send a reply computed earlier for the very same head, its inputs unchanged."""
         started = time.perf_counter()
         when = time.time()
         assert self.replies is not None
-        head = b"".join((again.pre, self.replies.date_line(), again.post))
         conn.close_after = again.close
-        body = again.body
-        if body is None or len(body) <= COPY_LIMIT:
-            self._send_bytes(conn, head + body if body else head)
-        else:
-            self._send(conn, deque((memoryview(head), memoryview(body))))
-        size = len(head) + len(body or b"")
+        out, size = self.replies.compose_again(again)
+        self._put(conn, out)
         duration = time.perf_counter() - started
         self._report(conn, again.method, again.target, again.reply, size, when, duration)
 
-    def _answer_simple(self, conn: _Conn) -> bool:
+    def _answer_simple(self, conn: Conn) -> bool:
         """Answer an HTTP/0.9 request (``GET /path`` and no version) without waiting for more.
 
         Such a request has no header lines; its answer is the body alone.
@@ -474,35 +431,13 @@ class LoopHTTPServer(ThreadingHTTPServer):
             self._close(conn)
         return True
 
-    def _send_reply(
-        self, conn: _Conn, reply: Reply, close: bool, method: str, version: str, request: bytes
-    ) -> int:
-        """Queue ``reply``'s head and body on ``conn``; returns the bytes it amounts to.
+    def _put(self, conn: Conn, out: bytes | deque[Out]) -> None:
+        if isinstance(out, bytes):
+            self._send_bytes(conn, out)
+        else:
+            self._send(conn, out)
 
-        The reply is remembered for ``request``, the head it answers, when it can be
-        (see `ReplyWriter.remember`).
-        """
-        replies = self.replies
-        assert replies is not None
-        connection = closing_connection_field(close, True, reply.status, method, version)
-        around = replies.head(reply, connection)
-        head = b"".join((around[0], replies.date_line(), around[1]))
-        conn.close_after = close
-        body = replies.body(reply) if method != "HEAD" else None
-        replies.remember(request, reply, around, body, close, method)
-        if not body:
-            self._send_bytes(conn, head)
-            return len(head)
-        first = body[0]
-        if len(body) == 1 and isinstance(first, memoryview) and len(first) <= COPY_LIMIT:
-            data = head + first  # one buffer: cheaper than a gather for a small body
-            self._send_bytes(conn, data)
-            return len(data)
-        body.appendleft(memoryview(head))
-        self._send(conn, body)
-        return len(head) + reply.length
-
-    def _send_bytes(self, conn: _Conn, data: bytes) -> None:
+    def _send_bytes(self, conn: Conn, data: bytes) -> None:
         """Send ``data`` now if the socket takes it all (the usual case), else queue the rest."""
         try:
             sent = conn.sock.send(data)
@@ -516,7 +451,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
     def _report(
         self,
-        conn: _Conn,
+        conn: Conn,
         method: str,
         target: str,
         reply: Reply,
@@ -530,7 +465,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
     # ------------------------------------------------------------------ output
 
-    def _send(self, conn: _Conn, out: deque[Out]) -> None:
+    def _send(self, conn: Conn, out: deque[Out]) -> None:
         """Send what ``out`` holds; what the socket does not take waits for it to be writable."""
         try:
             send_out(conn.sock, out)
@@ -553,7 +488,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
             conn.out = None
             selector.modify(conn.sock, selectors.EVENT_READ, conn)
 
-    def _flush(self, conn: _Conn) -> None:
+    def _flush(self, conn: Conn) -> None:
         out = conn.out
         assert out is not None
         self._send(conn, out)
@@ -573,10 +508,10 @@ class LoopHTTPServer(ThreadingHTTPServer):
         as reaped and shut down, as the threaded reaper leaves it: the handler logs
         the timeout exactly as for a connection it held itself.
         """
-        for conn in [c for c in self._conns.values() if c.deadline < now]:
+        for conn in self._conns.late(now):
             self._expire(conn)
 
-    def _expire(self, conn: _Conn) -> None:
+    def _expire(self, conn: Conn) -> None:
         try:
             if conn.buf and conn.out is None:
                 with self._connections_lock:
@@ -589,7 +524,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
         except Exception:
             self._failed(conn)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: Conn) -> None:
         if self._conns.get(conn.fd) is not conn:
             return  # closed already, or handed off: no longer the loop's
         del self._conns[conn.fd]
@@ -603,7 +538,7 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
     # ------------------------------------------------------------------ threads
 
-    def _hand_off(self, conn: _Conn) -> None:
+    def _hand_off(self, conn: Conn) -> None:
         """Give the connection, with what it sent so far, to a handler thread."""
         sock = conn.sock
         if self._conns.get(conn.fd) is not conn:
@@ -613,24 +548,20 @@ class LoopHTTPServer(ThreadingHTTPServer):
             if self._selector is not None:
                 self._selector.unregister(sock)
             sock.setblocking(True)
-            if conn.buf:
-                self._handed_input[sock] = bytes(conn.buf)
+            self._handoff.give(sock, bytes(conn.buf))
             self.process_request(sock, conn.addr)
         except Exception:
-            self._handed_input.pop(sock, None)
+            self._handoff.take_input(sock)
             self.handle_error(sock, conn.addr)
             self.shutdown_request(sock)
 
     def take_input(self, connection: socket.socket) -> bytes:
         """What the loop read from ``connection`` before handing it off (read it first)."""
-        return self._handed_input.pop(connection, b"")
+        return self._handoff.take_input(connection)
 
     def park(self, connection: socket.socket, unread: bytes) -> bool:
         """A handler is done with a kept-alive connection: return it to the loop if it runs."""
-        if not self._loop_running:
-            return False
-        self._returning[connection] = unread
-        return True
+        return self._handoff.park(connection, unread)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Run the handler (ThreadingMixIn's contract); then park or close the connection."""
@@ -639,22 +570,11 @@ class LoopHTTPServer(ThreadingHTTPServer):
         except Exception:
             self.handle_error(request, client_address)
         finally:
-            self._handed_input.pop(request, None)
-            unread = self._returning.pop(request, None)
-            if unread is None or not self._return(request, client_address, unread):
+            unread = self._handoff.thread_done(request)
+            if unread is not None and self._handoff.give_back(request, client_address, unread):
+                self._wake()
+            else:
                 self.shutdown_request(request)
-
-    def _return(self, sock: socket.socket, addr: Any, unread: bytes) -> bool:
-        with self._loop_lock:
-            if not self._loop_running:
-                return False
-            try:
-                sock.setblocking(False)
-            except OSError:
-                return False
-            self._adoptions.append((sock, addr, unread))
-        self._wake()
-        return True
 
     def _adopt_returned(self) -> None:
         assert self._waker is not None
@@ -665,16 +585,15 @@ class LoopHTTPServer(ThreadingHTTPServer):
         assert selector is not None
         limit = self.idle_timeout
         while True:
-            with self._loop_lock:
-                if not self._adoptions:
-                    return
-                sock, addr, unread = self._adoptions.popleft()
-                running = self._loop_running
+            returned, running = self._handoff.next_back()
+            if returned is None:
+                return
+            sock, addr, unread = returned
             if not running:
                 self.shutdown_request(sock)
                 continue
             deadline = time.monotonic() + limit if limit is not None else math.inf
-            conn = _Conn(sock, addr, unread, deadline)
+            conn = Conn(sock, addr, unread, deadline)
             try:
                 self._conns[conn.fd] = conn
                 selector.register(sock, selectors.EVENT_READ, conn)
@@ -692,13 +611,13 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
     def connection_count(self) -> int:
         """How many client connections are open, in threads or waiting in the loop."""
-        return super().connection_count() + len(self._conns) + len(self._adoptions)
+        return super().connection_count() + len(self._conns) + self._handoff.waiting()
 
     def close_connections(self, idle_only: bool = True) -> int:
         """Shut down connections (by default only idle ones); the loop's are idle unless busy."""
         count = super().close_connections(idle_only)
         for conn in list(self._conns.values()):
-            if idle_only and (conn.out is not None or conn.buf):
+            if idle_only and not conn.idle:
                 continue
             with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
@@ -713,11 +632,3 @@ class LoopHTTPServer(ThreadingHTTPServer):
 
 
 _NO_FIELDS: dict[str, str] = {}
-
-
-def _sending_head(conn: _Conn) -> bool:
-    return conn.in_head and conn.out is None
-
-
-def _idle(conn: _Conn) -> bool:
-    return not conn.buf and conn.out is None

@@ -25,12 +25,15 @@ from devserve._files import Dependencies, still_true
 from devserve._loop_output import CloseFile, FileChunk, Out
 from devserve._protocol import ByteRange, http_date
 from devserve._site import Reply, Site
+from devserve._static_rules import closing_connection_field
 from devserve.events import Journal, RequestRecord
 
 # Response heads remembered (by status, fields and connection: a few hundred bytes each).
 MAX_HEADS = 4096
 # The bytes replies remembered by request head may hold in all (heads, bodies, keys).
 ANSWERS_BYTES = 8 * 1024 * 1024
+# Bodies up to this size are copied behind the head and sent as one buffer.
+COPY_LIMIT = 16 * 1024
 # Where the Date line goes in a head being assembled (never sent).
 _DATE_MARK = b"Date: \x00\r\n"
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
@@ -94,6 +97,37 @@ class ReplyWriter:
         lines.append(b"\r\n")
         at = lines.index(_DATE_MARK)
         return b"".join(lines[:at]), b"".join(lines[at + 1 :])
+
+    def compose(
+        self, request: bytes, reply: Reply, close: bool, method: str, version: str
+    ) -> tuple[bytes | deque[Out], int]:
+        """What answers ``request`` (a head) with ``reply``, and the bytes it amounts to.
+
+        One buffer when the body is small (cheaper than a gather), else a queue of
+        output items. The reply is remembered for ``request`` when it can be.
+        """
+        connection = closing_connection_field(close, True, reply.status, method, version)
+        around = self.head(reply, connection)
+        head = b"".join((around[0], self.date_line(), around[1]))
+        body = self.body(reply) if method != "HEAD" else None
+        self.remember(request, reply, around, body, close, method)
+        if not body:
+            return head, len(head)
+        first = body[0]
+        if len(body) == 1 and isinstance(first, memoryview) and len(first) <= COPY_LIMIT:
+            data = head + first
+            return data, len(data)
+        body.appendleft(memoryview(head))
+        return body, len(head) + reply.length
+
+    def compose_again(self, again: Again) -> tuple[bytes | deque[Out], int]:
+        """What sends a remembered reply again (with today's Date), and its size."""
+        head = b"".join((again.pre, self.date_line(), again.post))
+        body = again.body
+        if body is None or len(body) <= COPY_LIMIT:
+            data = head + body if body else head
+            return data, len(data)
+        return deque((memoryview(head), memoryview(body))), len(head) + len(body)
 
     @staticmethod
     def body(reply: Reply) -> deque[Out]:
