@@ -132,9 +132,9 @@ def port_of(server: socketserver.TCPServer) -> int:
 def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
     """Send raw bytes, half-close, and read until the server closes the connection.
 
-    Lenient where ``read_to_end`` is strict: a reset or ``timeout`` seconds of
-    silence end the reading too, and what was read is the answer (a refusal may
-    end in a reset).
+    Lenient where ``read_to_end`` is strict: a reset, or ``timeout`` seconds
+    without a byte, ends the reading too, and what was read is the answer (a
+    refusal may end in a reset).
     """
     chunks: list[bytes] = []
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -142,33 +142,46 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
         with contextlib.suppress(TimeoutError, ConnectionResetError):
-            _receive_until_closed(sock, chunks, timeout)
+            _receive_until_closed(sock, chunks)
     return b"".join(chunks)
 
 
 def read_to_end(sock: socket.socket, timeout: float = 5.0) -> bytes:
     """Everything the peer sends on ``sock`` until it closes the connection.
 
-    Fails if nothing arrives for ``timeout`` seconds before the close: a peer that
-    keeps the connection open has not given its whole answer.
+    Fails unless the peer closes it within ``timeout`` seconds: one that keeps it
+    open, or keeps sending (an event stream's heartbeat), has not given an answer.
     """
     chunks: list[bytes] = []
     try:
-        _receive_until_closed(sock, chunks, timeout)
+        _receive_until_closed(sock, chunks, deadline=time.monotonic() + timeout)
     except TimeoutError:
         got = b"".join(chunks)
         raise AssertionError(
-            f"the connection stayed open ({timeout:g} s without a byte) after "
-            f"{len(got)} bytes: {got[:300]!r}"
+            f"the connection was still open after {timeout:g} s and {len(got)} bytes: {got[:300]!r}"
         ) from None
     return b"".join(chunks)
 
 
-def _receive_until_closed(sock: socket.socket, chunks: list[bytes], timeout: float) -> None:
-    # A list joined once: `data += chunk` copies all that was read on every chunk
-    # (quadratic; it once made a single test take 80 s).
-    sock.settimeout(timeout)
-    while chunk := sock.recv(1 << 20):
+def _receive_until_closed(
+    sock: socket.socket, chunks: list[bytes], deadline: float | None = None
+) -> None:
+    """Append what ``sock`` receives to ``chunks`` until the peer closes.
+
+    Each receive waits as long as the socket's timeout allows; with a ``deadline``
+    (time.monotonic), all of them end by then. A list joined once by the caller:
+    ``data += chunk`` copies all that was read on every chunk (quadratic; it once
+    made a single test take 80 s).
+    """
+    while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return
         chunks.append(chunk)
 
 
