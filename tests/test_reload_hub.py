@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
@@ -17,7 +16,7 @@ from devserve.config import ReloadConfig, ServeConfig
 from devserve.reload.handler import ReloadingHandler
 from devserve.reload.hub import HubClosed, ReloadHub, sse_message
 from devserve.server import ThreadingHTTPServer
-from tests.support import Collector, port_of
+from tests.support import Collector, port_of, read_to_end, serving_in_thread
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -112,15 +111,11 @@ def server(
     journal = serving.ServerJournal(serving.Stats(), Collector(), quiet=True)
     context = serving.handler_context(config, tmp_path, journal, hub)
     running = serving.DevServer(("127.0.0.1", 0), config, context, journal)
-    thread = threading.Thread(target=running.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield running
-    finally:
-        hub.close()  # as serve() does: streams end before the server closes
-        running.shutdown()
-        running.server_close()
-        thread.join(10)
+    with serving_in_thread(running):
+        try:
+            yield running
+        finally:
+            hub.close()  # as serve() does: streams end before the server closes
 
 
 class Stream:
@@ -142,9 +137,8 @@ class Stream:
         return self.data
 
     def read_to_end(self) -> bytes:
-        with contextlib.suppress(TimeoutError):
-            while chunk := self.sock.recv(65536):
-                self.data += chunk
+        """All of the stream, once the server closes it (fails if it stays open)."""
+        self.data += read_to_end(self.sock)
         return self.data
 
     def close(self) -> None:
