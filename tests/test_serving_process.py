@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from devserve import config as settings
 from devserve import serving
 from devserve.cli import app
-from tests.support import devserve_env, devserve_process, stop_and_read
+from tests.support import devserve_env, devserve_process, read_to_end, stop_and_read
 
 runner = CliRunner()
 
@@ -51,10 +51,7 @@ def raw_get(url: str, target: bytes) -> bytes:
     host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"GET " + target + b" HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
+        return read_to_end(sock, 10)
 
 
 @pytest.fixture
@@ -262,8 +259,7 @@ def test_in_flight_request_finishes_before_exit(tmp_path: Path) -> None:
             received = sock.recv(4096)
             process.send_signal(signal.SIGINT)  # mid-download
             time.sleep(0.3)  # the server is stopping while the body is unsent
-            while chunk := sock.recv(1 << 20):
-                received += chunk
+            received += read_to_end(sock, 10)
         assert process.wait(10) == 0
     assert len(received.partition(b"\r\n\r\n")[2]) == size
 
@@ -310,9 +306,7 @@ def test_limits_apply_to_the_real_server(site: Path) -> None:
             idle.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
             assert idle.recv(65536).startswith(b"HTTP/1.1 200")
             started = time.monotonic()
-            idle.settimeout(5)
-            while idle.recv(65536):  # the rest of the reply, then the server's close
-                pass
+            read_to_end(idle)  # the rest of the reply, then the server's close
             assert time.monotonic() - started < 3
         held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
         try:
