@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from devserve import config as settings
 from devserve import serving
+from devserve._net import lan_addresses, url_host
 from devserve.cli import app
 from tests.support import devserve_env, devserve_process, read_to_end, stop_and_read
 
@@ -156,8 +157,10 @@ def test_options_change_what_is_served(site: Path) -> None:
         assert preflight.stdout.startswith("HTTP/1.1 204")
         assert "Access-Control-Allow-Headers: x-token" in preflight.stdout
         log = stop_and_read(process)
-    assert "GET /some/app/route 200" in log
-    assert " spa" in log
+    # the route was answered by the SPA fallback, and the banner lists the options
+    route = r"^\S+ 127\.0\.0\.1 GET /some/app/route 200 \d+ B [\d.]+ ms spa$"
+    assert re.search(route, log, re.M), log
+    assert "  Options: spa, cors, 1 extra header(s)" in log.splitlines(), log
 
 
 def test_no_listing(site: Path) -> None:
@@ -232,13 +235,35 @@ def test_open_launches_the_browser(site: Path, tmp_path: Path) -> None:
     assert opened.read_text().strip() == url
 
 
+def binds_every_ipv6_address() -> bool:
+    """Whether this machine can bind ``::``, as ``--lan`` tries first (else it binds 0.0.0.0)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
 def test_lan_lists_network_urls(site: Path) -> None:
     with serve_process(str(site), "--port", "0", "--lan", "-q") as (process, url):
-        assert fetch(url + "hello.txt")[2] == b"hello from devserve"
+        assert fetch(url + "hello.txt")[2] == b"hello from devserve"  # loopback, as always
         log = stop_and_read(process)
-    # the banner's first URL is local; every non-loopback address follows as Network
-    assert url.startswith("http://127.0.0.1:")
-    assert "reachable from your network" in log or "Network:" in log
+    # The banner's first URL is local; every address of this machine that is not
+    # loopback or link-local follows as Network, with the bound port (the IPv6 ones
+    # only when the server could bind "::"), then the warning.
+    local = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/", url)
+    assert local, url
+    port = int(local[1])
+    addresses = lan_addresses()
+    if not binds_every_ipv6_address():
+        addresses = [a for a in addresses if ":" not in a]
+    network = re.findall(r"^  Network: (\S+)$", log, re.M)
+    assert network == [f"http://{url_host(a)}:{port}/" for a in addresses], log
+    hint = "  reachable from your network: anyone on it can read these files"
+    assert hint in log.splitlines(), log
 
 
 def test_sigterm_also_stops_cleanly(tmp_path: Path) -> None:
