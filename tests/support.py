@@ -16,13 +16,32 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from devserve._loop import LoopHTTPServer
 from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
 
 if TYPE_CHECKING:
+    from devserve._handler_dev import HandlerContext
+    from devserve._site import Site
     from devserve.config import ServeConfig
     from devserve.serving import DevServer, DevTLSServer, Stats
+
+ServerT = TypeVar("ServerT", bound=socketserver.BaseServer)
+
+
+@contextlib.contextmanager
+def serving_in_thread(server: ServerT) -> Iterator[ServerT]:
+    """Run ``server.serve_forever`` in a thread; on exit shut it down, close it, join the thread."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 @contextlib.contextmanager
@@ -39,16 +58,8 @@ def running_server(
     handler: Callable[..., Any] = handler_class
     if directory is not None:
         handler = functools.partial(handler_class, directory=directory)
-    server = server_class(("127.0.0.1", 0), handler, **server_kwargs)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+    with serving_in_thread(server_class(("127.0.0.1", 0), handler, **server_kwargs)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @contextlib.contextmanager
@@ -61,18 +72,56 @@ def running_devserve(
     log = log if log is not None else Collector()
     stats = serving.Stats()
     server, _ = serving.create_server(dataclasses.replace(config, port=0), log, stats)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield server, log, stats
-    finally:
-        hub = server.context.site.hub
-        if hub is not None:
-            hub.close()  # as serve() does: event streams end before the server closes
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving_in_thread(server):
+        try:
+            yield server, log, stats
+        finally:
+            hub = server.context.site.hub
+            if hub is not None:
+                hub.close()  # as serve() does: event streams end before the server closes
+
+
+class WithContext(LoopHTTPServer):
+    """A loop server for devserve's handlers; without a site, threads answer everything."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: Any,
+        context: HandlerContext,
+        site: Site | None = None,
+    ) -> None:
+        self.context = context
+        super().__init__(address, handler, site=site, journal=context.journal)
+
+
+@contextlib.contextmanager
+def both_paths(config: ServeConfig) -> Iterator[tuple[int, int, Collector]]:
+    """Ports of `devserve serve`'s loop and of its threaded handler, on one shared context.
+
+    Both serve ``config.directory`` from the same site (the same file table and,
+    with --reload, the same hub), so their answers can be compared byte for byte.
+    """
+    from devserve import serving
+    from devserve.reload.hub import ReloadHub
+
+    log = Collector()
+    journal = serving.ServerJournal(serving.Stats(), log, config.quiet)
+    hub = ReloadHub("parity") if config.reload is not None else None
+    root = serving.check_directory(config.directory)
+    context = serving.handler_context(config, root, journal, hub)
+    loop = serving.DevServer(("127.0.0.1", 0), config, context, journal)
+    with (
+        serving_in_thread(loop),
+        serving_in_thread(
+            WithContext(("127.0.0.1", 0), loop.RequestHandlerClass, context)
+        ) as threads,
+    ):
+        try:
+            yield port_of(loop), port_of(threads), log
+        finally:
+            if hub is not None:
+                hub.close()
 
 
 def port_of(server: socketserver.TCPServer) -> int:
@@ -81,21 +130,59 @@ def port_of(server: socketserver.TCPServer) -> int:
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send raw bytes, half-close, and read until the server closes the connection."""
+    """Send raw bytes, half-close, and read until the server closes the connection.
+
+    Lenient where ``read_to_end`` is strict: a reset, or ``timeout`` seconds
+    without a byte, ends the reading too, and what was read is the answer (a
+    refusal may end in a reset).
+    """
+    chunks: list[bytes] = []
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break  # what was read is the answer (a refusal may end in a reset)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            _receive_until_closed(sock, chunks)
     return b"".join(chunks)
+
+
+def read_to_end(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Everything the peer sends on ``sock`` until it closes the connection.
+
+    Fails unless the peer closes it within ``timeout`` seconds: one that keeps it
+    open, or keeps sending (an event stream's heartbeat), has not given an answer.
+    """
+    chunks: list[bytes] = []
+    try:
+        _receive_until_closed(sock, chunks, deadline=time.monotonic() + timeout)
+    except TimeoutError:
+        got = b"".join(chunks)
+        raise AssertionError(
+            f"the connection was still open after {timeout:g} s and {len(got)} bytes: {got[:300]!r}"
+        ) from None
+    return b"".join(chunks)
+
+
+def _receive_until_closed(
+    sock: socket.socket, chunks: list[bytes], deadline: float | None = None
+) -> None:
+    """Append what ``sock`` receives to ``chunks`` until the peer closes.
+
+    Each receive waits as long as the socket's timeout allows; with a ``deadline``
+    (time.monotonic), all of them end by then. A list joined once by the caller:
+    ``data += chunk`` copies all that was read on every chunk (quadratic; it once
+    made a single test take 80 s).
+    """
+    while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return
+        chunks.append(chunk)
 
 
 def status_of(response: bytes) -> int:

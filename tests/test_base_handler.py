@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pytest
 
 from devserve import server as ds
-from tests.support import port_of, raw_exchange, running_server, status_of
+from tests.support import port_of, raw_exchange, read_to_end, running_server, status_of
 
 
 class Recorder(ds.BaseHTTPRequestHandler):
@@ -305,9 +305,7 @@ def test_http10_keep_alive_is_confirmed(server11: ds.ThreadingHTTPServer) -> Non
         first = sock.recv(65536)
         assert b"\r\nConnection: keep-alive\r\n" in first
         sock.sendall(b"GET /b HTTP/1.0\r\n\r\n")
-        second = b""
-        while chunk := sock.recv(65536):
-            second += chunk
+        second = read_to_end(sock)
     assert b'"/b"' in second
 
 
@@ -330,9 +328,7 @@ def test_expect_100_continue(server11: ds.ThreadingHTTPServer) -> None:
         interim = sock.recv(65536)
         assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
         sock.sendall(b"hello")
-        rest = b""
-        while chunk := sock.recv(65536):
-            rest += chunk
+        rest = read_to_end(sock)
     assert b'"body": "hello"' in interim + rest
 
 

@@ -7,9 +7,9 @@ shebang is the system interpreter), serves it with ``ThreadingHTTPServer`` on
 Environment notes:
 
 * The suite runs as root, and the handler (like the stdlib's) then runs scripts as
-  user ``nobody``. The tree therefore lives in a ``tempfile.mkdtemp(dir="/tmp")``
-  directory with every directory and script ``chmod 0o755`` (pytest's ``tmp_path``
-  sits below a 0700 directory nobody cannot enter).
+  user ``nobody``. The tree therefore lives in the ``public_tmp`` folder (conftest)
+  with every directory and script ``chmod 0o755`` (pytest's ``tmp_path`` sits below
+  a 0700 directory nobody cannot enter).
 * Python scripts use ``#!/usr/bin/python3`` (world-executable), not
   ``sys.executable``: the venv interpreter resolves below ``/root`` (mode 0700),
   which ``nobody`` cannot execute.
@@ -26,10 +26,8 @@ import http.server
 import json
 import os
 import pwd
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -156,37 +154,34 @@ def _chmod_dirs(root: Path) -> None:
 
 
 @pytest.fixture
-def tree() -> Iterator[Tree]:
-    root = Path(tempfile.mkdtemp(prefix="devserve-cgi-", dir="/tmp"))
-    try:
-        markers = root / "markers"
-        (markers / "barrier").mkdir(parents=True)
-        markers.chmod(0o777)
-        (markers / "barrier").chmod(0o777)
+def tree(public_tmp: Path) -> Tree:
+    root = public_tmp
+    markers = root / "markers"
+    (markers / "barrier").mkdir(parents=True)
+    markers.chmod(0o777)
+    (markers / "barrier").chmod(0o777)
 
-        def fill(text: str) -> str:
-            return (
-                text.replace("@PYTHON@", SYSTEM_PYTHON)
-                .replace("@MARKERS@", str(markers))
-                .replace("@BLOCKS@", str(BIG // (256 * 4096)))
-            )
-
-        for rel, body in SH_SCRIPTS.items():
-            _write(root / rel, fill("#!/bin/sh\n" + body + "\n"), 0o755)
-        _write(root / "cgi-bin/env.py", fill(ENV_PY), 0o755)
-        _write(root / "cgi-bin/big.py", fill(BIG_PY), 0o755)
-        _write(root / "cgi-bin/noexec.py", fill(NOEXEC_PY), 0o644)
-        _write(
-            root / "cgi-bin/noexec.sh",
-            "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nx'\n",
-            0o644,
+    def fill(text: str) -> str:
+        return (
+            text.replace("@PYTHON@", SYSTEM_PYTHON)
+            .replace("@MARKERS@", str(markers))
+            .replace("@BLOCKS@", str(BIG // (256 * 4096)))
         )
-        (root / "cgi-bin/adir").mkdir()
-        _write(root / "static.txt", "static file\n", 0o644)
-        _chmod_dirs(root)
-        yield Tree(root, markers)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+
+    for rel, body in SH_SCRIPTS.items():
+        _write(root / rel, fill("#!/bin/sh\n" + body + "\n"), 0o755)
+    _write(root / "cgi-bin/env.py", fill(ENV_PY), 0o755)
+    _write(root / "cgi-bin/big.py", fill(BIG_PY), 0o755)
+    _write(root / "cgi-bin/noexec.py", fill(NOEXEC_PY), 0o644)
+    _write(
+        root / "cgi-bin/noexec.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nx'\n",
+        0o644,
+    )
+    (root / "cgi-bin/adir").mkdir()
+    _write(root / "static.txt", "static file\n", 0o644)
+    _chmod_dirs(root)
+    return Tree(root, markers)
 
 
 # --------------------------------------------------------------------------- server

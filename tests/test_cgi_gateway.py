@@ -6,8 +6,8 @@ be started, a compiled C program, Git's own ``git-http-backend`` driven by the
 real ``git`` client, and the ``devserve cgi`` command end to end.
 
 Environment notes (as in ``test_cgi.py``): the suite runs as root, so scripts run
-as ``nobody``; every tree is a ``tempfile.mkdtemp(dir="/tmp")`` directory with
-0755 directories and scripts, and Python scripts use ``/usr/bin/python3`` (the
+as ``nobody``; every tree is the ``public_tmp`` folder (conftest) with 0755
+directories and scripts, and Python scripts use ``/usr/bin/python3`` (the
 venv's interpreter lies below ``/root``, which ``nobody`` cannot enter). The C
 test needs ``gcc`` (Debian ``gcc`` with ``libc6-dev``), the Git tests ``git``.
 """
@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -46,6 +45,7 @@ from tests.support import (
     devserve_process,
     port_of,
     raw_exchange,
+    read_to_end,
     running_server,
     status_of,
     stop_and_read,
@@ -152,21 +152,17 @@ class Tree:
 
 
 @pytest.fixture
-def tree() -> Iterator[Tree]:
-    root = Path(tempfile.mkdtemp(prefix="devserve-gw-", dir="/tmp"))
-    try:
-        root.chmod(0o755)
-        markers = root / "markers"
-        markers.mkdir()
-        markers.chmod(0o777)
-        t = Tree(root, markers)
-        for rel, body in SCRIPTS.items():
-            t.write(rel, "#!/bin/sh\n" + body.replace("@MARKERS@", str(markers)) + "\n")
-        t.write("cgi-bin/echo.py", ECHO_PY)
-        t.write("other.txt", "the other file\n", 0o644)
-        yield t
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def tree(public_tmp: Path) -> Tree:
+    root = public_tmp
+    markers = root / "markers"
+    markers.mkdir()
+    markers.chmod(0o777)
+    t = Tree(root, markers)
+    for rel, body in SCRIPTS.items():
+        t.write(rel, "#!/bin/sh\n" + body.replace("@MARKERS@", str(markers)) + "\n")
+    t.write("cgi-bin/echo.py", ECHO_PY)
+    t.write("other.txt", "the other file\n", 0o644)
+    return t
 
 
 # --------------------------------------------------------------------------- server
@@ -247,20 +243,6 @@ def parse_responses(data: bytes, count: int, method: str = "GET") -> list[tuple[
         replies.append((response.status, response.read()))
     assert sock.file.read() == b"", "bytes after the last response"
     return replies
-
-
-def read_until_closed(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
-    """Everything the server sends until it closes; fails if it keeps the connection."""
-    sock.settimeout(timeout)
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            pytest.fail(f"the server kept the connection open; got {b''.join(chunks)[:300]!r}")
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def read_head(sock: socket.socket) -> bytes:
@@ -449,7 +431,7 @@ def test_expect_100_continue_gets_interim_response_first(tree: Tree) -> None:
         # The body is sent only after the interim response arrived.
         assert read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"hello")
-        data = read_until_closed(sock)
+        data = read_to_end(sock, TIMEOUT)
     ((status, body),) = parse_responses(data, 1)
     assert status == 200
     assert json.loads(body)["stdin"] == "hello"
@@ -566,7 +548,7 @@ def test_silent_hanging_script_gets_504_and_its_process_group_dies(
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", s.port), TIMEOUT) as sock:
             sock.sendall(b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = read_until_closed(sock)
+            data = read_to_end(sock, TIMEOUT)
         elapsed = time.monotonic() - started
         log = s.log.wait_for_text("timed out")
     assert status_of(data) == 504, data[:300]
@@ -582,7 +564,7 @@ def test_script_hanging_mid_body_sends_partial_body_then_closes(tree: Tree, prot
     with serve(tree, protocol=protocol, timeout=1.0) as s:
         with socket.create_connection(("127.0.0.1", s.port), TIMEOUT) as sock:
             sock.sendall(b"GET /cgi-bin/partial.sh HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = read_until_closed(sock)
+            data = read_to_end(sock, TIMEOUT)
         log = s.log.wait_for_text("timed out")
     head, _, body = data.partition(b"\r\n\r\n")
     assert status_of(data) == 200
@@ -882,7 +864,7 @@ def test_expect_100_is_not_sent_for_a_body_over_the_limit(tree: Tree) -> None:
                 b"POST /cgi-bin/marker.sh HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n"
                 b"Expect: 100-continue\r\n\r\n"
             )
-            reply = read_until_closed(sock)
+            reply = read_to_end(sock, TIMEOUT)
         assert reply.startswith(b"HTTP/1.1 413 ")
         assert b"100 Continue" not in reply
         assert not tree.ran("marker")

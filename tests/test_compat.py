@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 
 from devserve import server as ds
-from tests.support import devserve_env, port_of, raw_exchange, running_server, status_of
+from tests.support import (
+    devserve_env,
+    port_of,
+    raw_exchange,
+    read_to_end,
+    running_server,
+    status_of,
+)
 
 
 @pytest.fixture
@@ -46,9 +53,7 @@ def test_an_http09_request_is_answered_without_waiting_for_header_lines(root: Pa
         socket.create_connection(("127.0.0.1", port_of(server)), timeout=3) as sock,
     ):
         sock.sendall(b"GET /page.txt\r\n")  # no blank line follows, and the socket stays open
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
+        data = read_to_end(sock, 3)
     assert data == b"page"  # the body alone: HTTP/0.9 has no status line and no headers
 
 

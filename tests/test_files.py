@@ -8,7 +8,6 @@ on a filesystem whose timestamps have one-second resolution.
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import shutil
@@ -29,10 +28,8 @@ from devserve._files import (
     refusal,
     settled,
 )
-from devserve._handler_dev import DevHandler
-from devserve._loop import LoopHTTPServer
 from devserve.config import ServeConfig
-from tests.support import port_of, running_devserve
+from tests.support import both_paths, read_to_end
 
 
 @pytest.fixture
@@ -204,35 +201,8 @@ def test_identity_covers_what_a_rewrite_or_replacement_changes(tmp_path: Path) -
 def _get(port: int, path: str) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_to_end(sock)
     return data.partition(b"\r\n\r\n")[2]
-
-
-class _ThreadsOnly(LoopHTTPServer):
-    """devserve's handler answering every request in a thread (the loop only holds connections)."""
-
-    def __init__(self, address: tuple[str, int], context: object) -> None:
-        self.context = context
-        super().__init__(address, DevHandler)
-
-
-@contextlib.contextmanager
-def _both_paths(root: Path) -> Iterator[list[int]]:
-    """Ports of `devserve serve`'s loop and of its threaded handler, serving ``root``."""
-    with running_devserve(ServeConfig(directory=root, quiet=True)) as (loop, _, _):
-        threads = _ThreadsOnly(("127.0.0.1", 0), loop.context)
-        import threading
-
-        runner = threading.Thread(target=threads.serve_forever, kwargs={"poll_interval": 0.05})
-        runner.start()
-        try:
-            yield [port_of(loop), port_of(threads)]
-        finally:
-            threads.shutdown()
-            threads.server_close()
-            runner.join(10)
 
 
 def test_an_mmap_write_is_never_served_stale(root: Path) -> None:
@@ -241,8 +211,8 @@ def test_an_mmap_write_is_never_served_stale(root: Path) -> None:
     path.write_bytes(b"A" * 4096)
     with open(path, "r+b") as f, mmap.mmap(f.fileno(), 4096) as mapped:
         mapped[0:4] = b"BBBB"  # the first write to the page: the mtime changes once
-        with _both_paths(root) as ports:
-            for port in ports:
+        with both_paths(ServeConfig(directory=root, quiet=True)) as (loop_port, thread_port, _):
+            for port in (loop_port, thread_port):
                 before = os.stat(path)
                 body = _get(port, "/mapped.txt")  # read and remembered
                 letter = bytes([body[0]])
@@ -280,8 +250,9 @@ def test_a_same_size_edit_with_the_mtime_set_back_is_never_served_stale(
     coarse_folder: Path,
 ) -> None:
     page = coarse_folder / "page.txt"
-    with _both_paths(coarse_folder) as ports:
-        for n, port in enumerate(ports):
+    config = ServeConfig(directory=coarse_folder, quiet=True)
+    with both_paths(config) as (loop_port, thread_port, _):
+        for n, port in enumerate((loop_port, thread_port)):
             for _attempt in range(20):
                 page.write_bytes(b"old-%d" % n)
                 time.sleep(0.001)

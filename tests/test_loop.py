@@ -15,7 +15,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,23 @@ from hypothesis import strategies as st
 
 from devserve import server as ds
 from devserve import serving
-from devserve._handler_dev import DevHandler, HandlerContext
+from devserve._handler_dev import DevHandler
 from devserve._loop import LoopHTTPServer
 from devserve._overrides import LOOP_HOOKS, SITE_HOOKS, reproduces
 from devserve._protocol import make_etag
-from devserve._site import Site
 from devserve.config import ReloadConfig, ServeConfig
 from devserve.events import LogEvent
-from devserve.reload.hub import ReloadHub
-from tests.support import Collector, port_of, raw_exchange, running_devserve, status_of
+from tests.support import (
+    Collector,
+    WithContext,
+    both_paths,
+    port_of,
+    raw_exchange,
+    read_to_end,
+    running_devserve,
+    serving_in_thread,
+    status_of,
+)
 
 SMALL = b"<p>small</p>\n"
 MEDIUM = os.urandom(200 * 1024)  # kept in memory, but far more than one send to a slow reader
@@ -92,61 +99,7 @@ def read_response(sock: socket.socket, pending: bytearray, head_request: bool = 
     return response
 
 
-def read_to_end(sock: socket.socket) -> bytes:
-    sock.settimeout(5)
-    chunks = []
-    while chunk := sock.recv(1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 # --------------------------------------------------------------------------- the two paths
-
-
-class WithContext(LoopHTTPServer):
-    """A loop server for devserve's handlers; without a site, threads answer everything."""
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: Any,
-        context: HandlerContext,
-        site: Site | None = None,
-    ) -> None:
-        self.context = context
-        super().__init__(address, handler, site=site, journal=context.journal)
-
-
-@contextlib.contextmanager
-def both_paths(root: Path, config: ServeConfig) -> Iterator[tuple[int, int, Collector]]:
-    """Ports of `devserve serve`'s loop and of its threaded handler, on one shared context.
-
-    Both read the same site (the same file table and, with --reload, the same hub),
-    so their answers can be compared byte for byte.
-    """
-    log = Collector()
-    stats = serving.Stats()
-    journal = serving.ServerJournal(stats, log, config.quiet)
-    hub = ReloadHub("parity") if config.reload is not None else None
-    context = serving.handler_context(config, root, journal, hub)
-    loop = serving.DevServer(("127.0.0.1", 0), config, context, journal)
-    threads = WithContext(("127.0.0.1", 0), loop.RequestHandlerClass, context)
-    runners = [
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        for server in (loop, threads)
-    ]
-    for runner in runners:
-        runner.start()
-    try:
-        yield port_of(loop), port_of(threads), log
-    finally:
-        if hub is not None:
-            hub.close()
-        for server in (loop, threads):
-            server.shutdown()
-            server.server_close()
-        for runner in runners:
-            runner.join(10)
 
 
 def normalized(response: bytes) -> bytes:
@@ -216,7 +169,7 @@ def test_the_loop_answers_exactly_as_the_threaded_handler(root: Path, name: str)
         etags[target] = make_etag(st_.st_mtime_ns, st_.st_size, st_.st_ino)
     etags["/dir/"] = etags["/dir/index.html"]
 
-    with both_paths(root, config) as (loop_port, thread_port, _):
+    with both_paths(config) as (loop_port, thread_port, _):
 
         @settings(
             max_examples=120,
@@ -376,9 +329,7 @@ def test_a_partial_head_gets_the_request_timeout_not_the_idle_one(root: Path) ->
         pending = bytearray()
         assert read_response(sock, pending).endswith(SMALL)
         started = time.monotonic()
-        sock.settimeout(5)
-        while sock.recv(65536):
-            pass
+        read_to_end(sock)
         assert time.monotonic() - started < 2
 
 
@@ -409,20 +360,13 @@ def test_the_loop_steps_aside_for_overridden_hooks(root: Path, hook: str) -> Non
     config = ServeConfig(directory=root, quiet=True)
     journal = serving.ServerJournal(serving.Stats(), Collector(), True)
     context = serving.handler_context(config, root, journal)
-    server = WithContext(("127.0.0.1", 0), custom, context, context.site)
-    runner = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    runner.start()
-    try:
+    with serving_in_thread(WithContext(("127.0.0.1", 0), custom, context, context.site)) as server:
         assert server.site is None  # the loop will not answer for this class
         for _ in range(3):
             reply = exchange(port_of(server), b"GET /small.html HTTP/1.0\r\n\r\n")
             assert reply.endswith(SMALL)
         assert server.answered_in_loop == 0
-    finally:
-        server.shutdown()
-        server.server_close()
-        runner.join(10)
-    assert len(calls) >= 3  # every request reached the override
+    assert calls == [hook] * 3  # every request reached the override, once
 
 
 def test_which_classes_the_site_stands_in_for() -> None:
@@ -449,19 +393,13 @@ def test_the_documented_classes_never_get_answers_from_a_loop(
 ) -> None:
     plain = type("Plain", (ds.SimpleHTTPRequestHandler,), {"protocol_version": "HTTP/1.1"})
     server = LoopHTTPServer(("127.0.0.1", 0), functools.partial(plain, directory=str(root)))
-    runner = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    runner.start()
-    try:
+    with serving_in_thread(server):
         with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
             pending = bytearray()
             for _ in range(3):
                 sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
                 read_response(sock, pending)
         assert server.answered_in_loop == 0
-    finally:
-        server.shutdown()
-        server.server_close()
-        runner.join(10)
     # its documented log line, for every request
     assert capsys.readouterr().err.count('"GET /small.html HTTP/1.1" 200 -') == 3
 
@@ -603,9 +541,7 @@ def test_every_request_is_reported_once_on_either_path(root: Path) -> None:
     context = serving.handler_context(config, root, journal)
     server = WithContext(("127.0.0.1", 0), Failing, context)  # threads answer everything
     server.max_connections = 2
-    runner = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    runner.start()
-    try:
+    with serving_in_thread(server):
         port = port_of(server)
         assert exchange(port, b"GET /small.html\r\n") == SMALL  # HTTP/0.9, in a thread
         assert status_of(exchange(port, b"GET /boom HTTP/1.0\r\n\r\n")) == 500
@@ -617,10 +553,6 @@ def test_every_request_is_reported_once_on_either_path(root: Path) -> None:
         release.set()
         for holder in holders:
             holder.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        runner.join(10)
     records = [(r.method, r.path, r.status) for r in log.records()]
     assert records == [("GET", "/small.html", 200), ("GET", "/boom", 500), ("", "", 503)]
     assert stats.requests == 3

@@ -12,17 +12,14 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,7 +29,7 @@ from devserve import serving
 from devserve.cli import app
 from devserve.reload import inject as reload_inject
 from devserve.reload.hub import ReloadHub
-from tests.support import Collector
+from tests.support import Collector, port_of, read_to_end, running_devserve
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "<!doctype html><html><head><title>t</title></head><body><h1>home</h1></body></html>"
@@ -76,19 +73,8 @@ class Running:
 
 @contextlib.contextmanager
 def running(config: serving.ServeConfig) -> Iterator[Running]:
-    log = Collector()
-    server, _ = serving.create_server(replace(config, port=0), log, serving.Stats())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    hub = server.context.site.hub
-    try:
-        yield Running(int(server.server_address[1]), hub, log)
-    finally:
-        if hub is not None:
-            hub.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with running_devserve(config) as (server, log, _):
+        yield Running(port_of(server), server.context.site.hub, log)
 
 
 @pytest.fixture
@@ -286,21 +272,16 @@ CGI_SCRIPTS = {
 
 
 @pytest.fixture
-def cgi_site() -> Iterator[Path]:
-    # Scripts run as nobody under root: a world-readable tree outside pytest's 0700 folder.
-    root = Path(tempfile.mkdtemp(prefix="devserve-reload-cgi-", dir="/tmp"))
-    try:
-        (root / "cgi-bin").mkdir()
-        (root / "index.html").write_text(PAGE)
-        for name, body in CGI_SCRIPTS.items():
-            script = root / "cgi-bin" / name
-            script.write_text("#!/bin/sh\n" + body + "\n")
-            script.chmod(0o755)
-        for folder in (root, root / "cgi-bin"):
-            folder.chmod(0o755)
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def cgi_site(public_tmp: Path) -> Path:
+    root = public_tmp  # scripts run as nobody when the tests run as root
+    (root / "cgi-bin").mkdir()
+    (root / "index.html").write_text(PAGE)
+    for name, body in CGI_SCRIPTS.items():
+        script = root / "cgi-bin" / name
+        script.write_text("#!/bin/sh\n" + body + "\n")
+        script.chmod(0o755)
+    (root / "cgi-bin").chmod(0o755)
+    return root
 
 
 @pytest.fixture
@@ -363,10 +344,7 @@ def test_cgi_local_redirect_serves_the_injected_file(live_cgi: Running) -> None:
 def _raw_exchange(port: int, request: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
+        return read_to_end(sock, timeout=10)
 
 
 # ----------------------------------------------------------------------------- the CLI

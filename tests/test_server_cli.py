@@ -15,14 +15,12 @@ import functools
 import http.client
 import re
 import select
-import shutil
 import signal
 import socket
 import socketserver
 import ssl
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,22 +365,19 @@ def test_dual_stack_server_turns_ipv6_only_off(site: Path, monkeypatch: pytest.M
 
 
 @pytest.fixture
-def cgi_site() -> Iterator[Path]:
+def cgi_site(public_tmp: Path) -> Path:
     """A tree ``nobody`` can enter: CGI scripts run as nobody when tests run as root."""
-    root = Path(tempfile.mkdtemp(dir="/tmp"))
-    try:
-        (root / "cgi-bin").mkdir()
-        script = root / "cgi-bin" / "hello.sh"
-        script.write_text(
-            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"
-            'printf "hello from cgi, %s\\n" "$QUERY_STRING"\n'
-        )
-        (root / "page.txt").write_text("static\n")
-        for path in (root, root / "cgi-bin", script):
-            path.chmod(0o755)
-        yield root
-    finally:
-        shutil.rmtree(root)
+    root = public_tmp
+    (root / "cgi-bin").mkdir()
+    script = root / "cgi-bin" / "hello.sh"
+    script.write_text(
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"
+        'printf "hello from cgi, %s\\n" "$QUERY_STRING"\n'
+    )
+    (root / "page.txt").write_text("static\n")
+    for path in (root / "cgi-bin", script):
+        path.chmod(0o755)
+    return root
 
 
 def test_cgi_option_runs_scripts_from_cgi_bin(cgi_site: Path) -> None:
