@@ -305,12 +305,17 @@ class Collector:
         return [i.message for i in self.items if isinstance(i, LogEvent) and i.level == "warning"]
 
 
-def self_signed_certificate(folder: Path, name: str = "localhost") -> tuple[Path, Path]:
-    """A throwaway certificate and unencrypted key for ``name`` (made by openssl)."""
+def self_signed_certificate(
+    folder: Path, name: str = "localhost", password: str | None = None
+) -> tuple[Path, Path]:
+    """A throwaway certificate for ``name``, 127.0.0.1 and localhost, and its key
+    (encrypted with ``password`` if one is given), made by openssl."""
     cert, key = folder / "cert.pem", folder / "key.pem"
+    secret = ["-passout", f"pass:{password}"] if password is not None else ["-nodes"]
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", *secret, "-days", "2",
+         "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return cert, key

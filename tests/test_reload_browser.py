@@ -23,16 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
+from tests.support import self_signed_certificate
+
+# Debian's chromium (.ci/run installs it); without it these tests fail, never skip.
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-    ),
-]
-
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright  # noqa: E402
+pytestmark = [pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
@@ -337,12 +334,7 @@ def spki_hash(cert: Path) -> str:
 
 
 def test_over_https(site: Path, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=x",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     server = Devserve(site, "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key))
     try:
         assert server.url.startswith("https://")

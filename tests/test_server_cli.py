@@ -29,7 +29,7 @@ import pytest
 
 from devserve._server_cli import DualStackServer, main
 from devserve.server import CGIHTTPRequestHandler, SimpleHTTPRequestHandler
-from tests.support import devserve_env
+from tests.support import devserve_env, self_signed_certificate
 
 TIMEOUT = 10.0
 OURS = "devserve.server"
@@ -394,14 +394,9 @@ def test_cgi_option_runs_scripts_from_cgi_bin(cgi_site: Path) -> None:
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A throwaway certificate for 127.0.0.1 and its key, encrypted with the password file."""
-    cert, key, password = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "password"
+    password = tmp_path / "password"
     password.write_text("s3cret\n")  # the newline is stripped, as Python 3.14 does
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "2", "-subj", "/CN=x",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-passout", "pass:s3cret",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path, password="s3cret")
     return cert, key, password
 
 

@@ -29,7 +29,13 @@ from devserve import config as settings
 from devserve import limits
 from devserve._net import lan_addresses, url_host
 from devserve.cli import app
-from tests.support import devserve_env, devserve_process, read_to_end, stop_and_read
+from tests.support import (
+    devserve_env,
+    devserve_process,
+    read_to_end,
+    self_signed_certificate,
+    stop_and_read,
+)
 
 runner = CliRunner()
 
@@ -195,14 +201,9 @@ def test_symlinks_out_of_the_root_need_the_flag(site: Path, tmp_path: Path) -> N
 
 
 def test_tls(site: Path, tmp_path: Path) -> None:
-    cert, key, password = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "pw"
+    password = tmp_path / "pw"
     password.write_text("s3cret\n")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "2", "-subj", "/CN=x",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-passout", "pass:s3cret",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path, password="s3cret")
     args = ["--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)]
     with serve_process(str(site), *args, "--tls-password-file", str(password)) as (
         process,

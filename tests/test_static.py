@@ -20,7 +20,13 @@ import pytest
 
 from devserve import server as ds
 from devserve._io import SocketWriter
-from tests.support import port_of, raw_exchange, running_server, status_of
+from tests.support import (
+    port_of,
+    raw_exchange,
+    running_server,
+    self_signed_certificate,
+    status_of,
+)
 
 # An HTTP date far enough ahead that every file is older.
 FUTURE = email.utils.formatdate(2_000_000_000, usegmt=True)
@@ -495,15 +501,7 @@ def test_large_file_memory_stays_flat(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
     return str(cert), str(key)
 
 
@@ -553,14 +551,7 @@ def test_https_handshake_does_not_block_accept(root: Path, certificate: tuple[st
 
 
 def test_wrong_password_for_key(root: Path, tmp_path: Path) -> None:
-    key = tmp_path / "enc.pem"
-    cert = tmp_path / "enc-cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "2", "-subj", "/CN=x",
-         "-passout", "pass:right", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path, password="right")
     with pytest.raises(ssl.SSLError):
         ds.HTTPSServer(
             ("127.0.0.1", 0), Quiet, certfile=str(cert), keyfile=str(key), password="wrong"
