@@ -19,7 +19,7 @@ from typing import Any
 from devserve._handler_base import Body
 from devserve._handler_cgi import CGIHTTPRequestHandler
 from devserve._handler_static import SimpleHTTPRequestHandler
-from devserve._io import MemoryFile, OpenFile, SocketWriter, layout_body
+from devserve._io import OpenFile, SocketWriter, file_reader, layout_body
 from devserve._overrides import reproduces
 from devserve._paths import SymlinkPolicy
 from devserve._scripts import ScriptGroup
@@ -253,10 +253,5 @@ def _body(reply: Reply) -> Body | None:
     source = reply.source
     if source is None:
         return io.BytesIO(b"".join(p for p in parts if isinstance(p, bytes)))
-    f: OpenFile
-    if source.fd is not None:
-        f = OpenFile(source.fd, source.path)
-    else:
-        assert source.data is not None
-        f = MemoryFile(source.data, source.path)
+    f = file_reader(source.fd, source.data, source.path)
     return layout_body(f, parts, source.st.st_size if source.st is not None else 0)

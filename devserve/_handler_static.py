@@ -20,7 +20,7 @@ from typing import IO, Any, ClassVar, cast
 
 from devserve._files import FILES, Found, Policy, list_entries, locate
 from devserve._handler_base import BaseHTTPRequestHandler, Body, __version__
-from devserve._io import MemoryFile, OpenFile, SocketWriter, layout_body
+from devserve._io import OpenFile, SocketWriter, file_reader, layout_body
 from devserve._listing import render_listing
 from devserve._mime import ENCODINGS_MAP
 from devserve._mime import guess_type as _guess_type
@@ -172,12 +172,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         """Answer a file ``locate`` found: 200, 206, 304, 412 or 416."""
         st = found.st
         assert st is not None
-        f: OpenFile
-        if found.fd is not None:
-            f = OpenFile(found.fd, found.path)
-        else:
-            assert found.data is not None
-            f = MemoryFile(found.data, found.path)
+        f = file_reader(found.fd, found.data, found.path)
         try:
             answer = answer_file(
                 str(self.command),

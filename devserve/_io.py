@@ -230,6 +230,14 @@ class MemoryFile(OpenFile):
         io.RawIOBase.close(self)
 
 
+def file_reader(fd: int | None, data: bytes | None, name: str) -> OpenFile:
+    """An `OpenFile` on a file found on disk: its open descriptor, or its cached bytes."""
+    if fd is not None:
+        return OpenFile(fd, name)
+    assert data is not None
+    return MemoryFile(data, name)
+
+
 class FileSlice(io.RawIOBase):
     """A readable view of ``length`` bytes of an open file from ``offset`` (a range body).
 

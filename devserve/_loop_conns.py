@@ -67,6 +67,7 @@ class ConnTable(dict[int, Conn]):
 
     def cheapest(self, client: str | None) -> Conn | None:
         """The connection to shed for a newcomer (of ``client`` only, unless None)."""
+
         def candidates() -> Iterator[Conn]:
             return (c for c in self.values() if client is None or client_key(c.addr) == client)
 
