@@ -7,19 +7,26 @@ imported inside the commands, so ``--help`` and completion stay quick.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from devserve import __version__
+from devserve.config import (
+    BadInput,
+    parse_count,
+    parse_port,
+    parse_seconds,
+    parse_size,
+    size_text,
+)
 from devserve.config import CGIConfig as _CGIDefaults
 from devserve.config import ServeConfig as _ServeDefaults
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from devserve.config import CGIConfig, ServeConfig
 
 # The configuration's defaults, shown by --help (devserve.config is cheap to import).
@@ -30,9 +37,9 @@ CGI_MAX_BODY = _CGIDefaults.max_body
 
 app = typer.Typer(
     name="devserve",
-    help="A development web server: serve a folder over HTTP.",
+    help="A development web server: serve a folder over HTTP. "
+    "Without a command, devserve [DIRECTORY] [OPTIONS] is devserve serve.",
     context_settings={"help_option_names": ["-h", "--help"]},
-    no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
     # Plain help: Typer's rich help pulls in rich's markdown renderer, which alone
@@ -56,6 +63,23 @@ class LogFormat(str, Enum):
     pretty = "pretty"
     plain = "plain"
     json = "json"
+
+
+def _parsed_by(parse: Callable[[str, str], Any], option: str) -> Callable[[Any], Any]:
+    """An option parser from a devserve.config one: its BadInput is the usage error.
+
+    Defaults arrive already converted and pass through.
+    """
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse(value, option)
+        except BadInput as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return convert
 
 
 def completion_script(shell: str) -> str:
@@ -97,6 +121,8 @@ PortOption = Annotated[
     typer.Option(
         "--port",
         "-p",
+        metavar="PORT",
+        parser=_parsed_by(parse_port, "--port"),
         help="Port to listen on; 0 picks any free port. [default: 8000, or the next free one]",
     ),
 ]
@@ -141,15 +167,15 @@ FollowSymlinksOption = Annotated[
 ]
 TlsCertOption = Annotated[
     Path | None,
-    typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
+    typer.Option("--tls-cert", metavar="FILE", help="Serve HTTPS with this certificate (PEM)."),
 ]
 TlsKeyOption = Annotated[
     Path | None,
-    typer.Option("--tls-key", help="Private key for --tls-cert (PEM)."),
+    typer.Option("--tls-key", metavar="FILE", help="Private key for --tls-cert (PEM)."),
 ]
 TlsPasswordOption = Annotated[
     Path | None,
-    typer.Option("--tls-password-file", help="File holding the key's password."),
+    typer.Option("--tls-password-file", metavar="FILE", help="File holding the key's password."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No request log.")]
 LogFormatOption = Annotated[LogFormat, typer.Option("--log-format", help="Request log style.")]
@@ -157,8 +183,8 @@ IdleTimeoutOption = Annotated[
     float,
     typer.Option(
         "--idle-timeout",
-        min=0.1,
         metavar="SECONDS",
+        parser=_parsed_by(parse_seconds, "--idle-timeout"),
         help="Close a kept-alive connection after this long without a request.",
     ),
 ]
@@ -166,8 +192,8 @@ MaxConnectionsOption = Annotated[
     int,
     typer.Option(
         "--max-connections",
-        min=1,
         metavar="N",
+        parser=_parsed_by(parse_count, "--max-connections"),
         help=(
             "Open connections at most; a new one pushes out the oldest slow or idle one, "
             "else gets 503. Another machine may hold a quarter of them."
@@ -266,7 +292,12 @@ def cgi(
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, help="Seconds a script may run before it is killed."),
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            parser=_parsed_by(parse_seconds, "--timeout"),
+            help="Seconds a script may run before it is killed.",
+        ),
     ] = CGI_TIMEOUT,
     env: Annotated[
         list[str] | None,
@@ -285,7 +316,14 @@ def cgi(
     ] = None,
     max_body: Annotated[
         int,
-        typer.Option("--max-body", min=0, metavar="BYTES", help="Largest request body accepted."),
+        typer.Option(
+            "--max-body",
+            metavar="SIZE",
+            parser=_parsed_by(parse_size, "--max-body"),
+            show_default=False,
+            help="Largest request body accepted: bytes, or with a unit (512K, 10M, 1G). "
+            f"[default: {size_text(CGI_MAX_BODY)}]",
+        ),
     ] = CGI_MAX_BODY,
     pass_authorization: Annotated[
         bool,
@@ -414,20 +452,19 @@ def _serve_config(
 
 
 def _configured(build: Callable[[], ServeConfig]) -> ServeConfig:
-    """The configuration ``build`` makes, or the error on one line and exit status 1."""
+    """The configuration ``build`` makes, or the error on one line and exit status 2."""
     from devserve.config import ServeError
 
     try:
         return build()
     except ServeError as error:
-        _fail(str(error))
+        _fail(error)
 
 
-def _fail(message: str) -> NoReturn:
-    from devserve.console import make_console, print_error
-
-    print_error(make_console(), message)
-    raise typer.Exit(1)
+def _fail(error: Exception) -> NoReturn:
+    """Say what went wrong on one line; bad input is status 2, anything else 1."""
+    _print_error(str(error))
+    raise typer.Exit(EXIT_USAGE if isinstance(error, BadInput) else EXIT_FAILED)
 
 
 def _serve(config: ServeConfig) -> None:
@@ -441,7 +478,7 @@ def _serve(config: ServeConfig) -> None:
         serving.serve(config, log)
     except serving.ServeError as error:
         log.close()
-        _fail(str(error))
+        _fail(error)
     finally:
         log.close()
 
@@ -526,12 +563,82 @@ def check(
             progress.close()
     except CheckError as error:
         print_error(errors, str(error))
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_USAGE) from None
     print_check_report(make_console(sys.stdout), report, output_format.value)
     if report.failed(strict):
         raise typer.Exit(1)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="devserve")
+# What may come first on the command line without meaning "serve".
+_COMMANDS = ("serve", "cgi", "check")
+_TOP_LEVEL = ("-h", "--help", "--version", "--install-completion", "--show-completion")
+# Exit statuses: 0 done; 1 could not run (a busy port) or, for check, errors
+# found; 2 bad usage: an option, a value, or a file or folder it names.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console-script entry point: ``devserve [COMMAND] [OPTIONS] [DIRECTORY]``.
+
+    Without a command, devserve serves (``devserve``, ``devserve site -p 3000``),
+    as http-server, live-server, miniserve and serve do; ``devserve -h`` lists
+    the commands. Every usage error is one ``devserve: error:`` line, status 2.
+    """
+    import os
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "_DEVSERVE_COMPLETE" not in os.environ:
+        args = _with_command(args)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="devserve", standalone_mode=False)
+    except typer.TyperException as error:  # Click's usage errors and their kin
+        _print_error(_usage_message(error))
+        raise SystemExit(getattr(error, "exit_code", EXIT_USAGE)) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _with_command(args: list[str]) -> list[str]:
+    """``args`` with ``serve`` in front unless they start with a command or a top-level
+    option; a near miss of a command name is an error rather than a folder name."""
+    if args and (args[0] in _COMMANDS or args[0] in _TOP_LEVEL):
+        return args
+    if args and not args[0].startswith("-") and not Path(args[0]).exists():
+        import difflib
+
+        close = difflib.get_close_matches(args[0], _COMMANDS, n=1, cutoff=0.75)
+        if close:
+            _print_error(f"no such command {args[0]!r} (did you mean {close[0]!r}?)")
+            raise SystemExit(EXIT_USAGE)
+    return ["serve", *args]
+
+
+def _usage_message(error: typer.TyperException) -> str:
+    """One line for a usage error, without the framework's wording or type names."""
+    param = getattr(error, "param", None)
+    message = str(getattr(error, "message", None) or error.format_message())
+    option_name = getattr(error, "option_name", None)
+    if option_name:  # an unknown option
+        import difflib
+
+        known = list(getattr(error, "possibilities", None) or ())
+        possible = difflib.get_close_matches(option_name, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {possible[0]}?)" if possible else ""
+        where = getattr(getattr(error, "ctx", None), "command_path", None) or "devserve"
+        return f"no such option: {option_name}{hint}; see '{where} -h'"
+    if param is not None:
+        names = [name for name in getattr(param, "opts", ()) if name.startswith("--")]
+        name = names[0] if names else str(getattr(param, "human_readable_name", ""))
+        if not message.startswith(name):
+            message = f"{name}: {message}"
+    return (message[:1].lower() + message[1:]).rstrip(".")
+
+
+def _print_error(message: str) -> None:
+    from devserve.console import make_console, print_error
+
+    print_error(make_console(), message)

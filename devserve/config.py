@@ -10,6 +10,8 @@ for ``--help`` and completion.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,7 +40,66 @@ _TOKEN_CHARS = frozenset(
 
 
 class ServeError(Exception):
-    """A problem with the configuration or the environment, in one line for the user."""
+    """A problem with the configuration or the environment, in one line for the user.
+
+    The command line exits with status 1 for it (the server could not run: a busy
+    port, say), or 2 for a `BadInput`.
+    """
+
+
+class BadInput(ServeError):
+    """What the user gave cannot be used: an option's value, or a file or folder it
+    names (exit status 2, like any other bad usage)."""
+
+
+# Size units for --max-body and friends: binary, as the sizes devserve prints.
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE | re.ASCII)
+
+
+def parse_size(text: str, option: str = "size") -> int:
+    """``10M``, ``512k``, ``1.5G``, ``10MiB``, ``10 MB`` or a plain byte count, as bytes.
+
+    Units are binary (K = 1024). BadInput for anything else.
+    """
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise BadInput(f"{option}: expected a size such as 1048576, 512K, 10M or 1G, not {text!r}")
+    return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
+
+
+def size_text(size: int) -> str:
+    """``size`` as `parse_size` reads it, in the largest unit it is a whole number of."""
+    for unit in "TGMK":
+        if size and size % _SIZE_UNITS[unit.lower()] == 0:
+            return f"{size // _SIZE_UNITS[unit.lower()]}{unit}"
+    return str(size)
+
+
+def parse_seconds(text: str, option: str = "seconds") -> float:
+    """A positive, finite number of seconds; BadInput otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        raise BadInput(f"{option}: expected a number of seconds above 0, not {text!r}")
+    return value
+
+
+def parse_count(text: str, option: str = "count") -> int:
+    """A whole number of at least 1; BadInput otherwise."""
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise BadInput(f"{option}: expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def parse_port(text: str, option: str = "--port") -> int:
+    """A port number, 0 to 65535 (0: any free port); BadInput otherwise."""
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit()) or int(stripped) > 65535:
+        raise BadInput(f"{option}: expected a port number from 0 to 65535, not {text!r}")
+    return int(stripped)
 
 
 @dataclass(frozen=True)
@@ -56,14 +117,14 @@ class CGIConfig:
     def __post_init__(self) -> None:
         for directory in self.directories:
             if not directory.startswith("/") or not directory.strip("/"):
-                raise ServeError(f"--cgi-dir must be a URL folder like /cgi-bin, not {directory!r}")
+                raise BadInput(f"--cgi-dir must be a URL folder like /cgi-bin, not {directory!r}")
         # "/cgi-bin/" names the same folder as "/cgi-bin" (the gateway matches the latter).
         normal = tuple(directory.rstrip("/") for directory in self.directories)
         object.__setattr__(self, "directories", normal)
         if self.timeout <= 0:
-            raise ServeError("--timeout must be more than 0 seconds")
+            raise BadInput("--timeout must be more than 0 seconds")
         if self.max_body < 0:
-            raise ServeError("--max-body cannot be negative")
+            raise BadInput("--max-body cannot be negative")
 
 
 @dataclass(frozen=True)
@@ -106,19 +167,19 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ServeError(f"unsupported protocol {self.protocol!r} (use HTTP/1.0 or HTTP/1.1)")
+            raise BadInput(f"unsupported protocol {self.protocol!r} (use HTTP/1.0 or HTTP/1.1)")
         if self.port is not None and not 0 <= self.port <= 65535:
-            raise ServeError(f"port out of range: {self.port} (use 0-65535)")
+            raise BadInput(f"port out of range: {self.port} (use 0-65535)")
         if self.idle_timeout <= 0 or self.request_timeout <= 0:
-            raise ServeError("timeouts must be more than 0 seconds")
+            raise BadInput("timeouts must be more than 0 seconds")
         if self.max_connections < 1:
-            raise ServeError("--max-connections must be at least 1")
+            raise BadInput("--max-connections must be at least 1")
         if self.lan and self.bind is not None:
-            raise ServeError("use either --lan or --bind, not both")
+            raise BadInput("use either --lan or --bind, not both")
         if self.tls_cert is None and (self.tls_key or self.tls_password_file):
-            raise ServeError("--tls-key and --tls-password-file need --tls-cert")
+            raise BadInput("--tls-key and --tls-password-file need --tls-cert")
         if self.log_format not in LOG_FORMATS:
-            raise ServeError(f"unknown log format {self.log_format!r}")
+            raise BadInput(f"unknown log format {self.log_format!r}")
         for name, value in self.headers:
             check_header(name, value)
 
@@ -142,18 +203,18 @@ def check_header(name: str, value: str) -> None:
     """Refuse a header the server could not send as given (ServeError, at start-up)."""
     shown = f"{name}: {value}"
     if not name or any(c not in _TOKEN_CHARS for c in name):
-        raise ServeError(f"malformed --header {shown!r}: {name!r} is not a header name")
+        raise BadInput(f"malformed --header {shown!r}: {name!r} is not a header name")
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
-        raise ServeError(
+        raise BadInput(
             f"malformed --header {shown!r}: header values must be Latin-1 "
             "(percent-encode other characters)"
         ) from None
     if any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0 for c in value):
-        raise ServeError(f"malformed --header {shown!r}: control characters")
+        raise BadInput(f"malformed --header {shown!r}: control characters")
     if name.lower() in FRAMING_HEADERS:
-        raise ServeError(
+        raise BadInput(
             f"--header {name!r} is not allowed: the server sets it for each response itself"
         )
 
@@ -163,7 +224,7 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
     if not sep or not name:
-        raise ServeError(f"malformed --header {text!r} (expected 'Name: value')")
+        raise BadInput(f"malformed --header {text!r} (expected 'Name: value')")
     check_header(name, value)
     return name, value
 
@@ -172,7 +233,7 @@ def parse_env(text: str) -> tuple[str, str]:
     """A ``--env NAME=VALUE`` option as (name, value), or ServeError."""
     name, sep, value = text.partition("=")
     if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
-        raise ServeError(f"malformed --env {text!r} (expected NAME=VALUE)")
+        raise BadInput(f"malformed --env {text!r} (expected NAME=VALUE)")
     return name, value
 
 
@@ -184,6 +245,6 @@ def reload_config(
     """The ``--reload``, ``--watch`` and ``--ignore`` options as a ReloadConfig, or ServeError."""
     if not enabled:
         if watch or ignore:
-            raise ServeError("--watch and --ignore need --reload")
+            raise BadInput("--watch and --ignore need --reload")
         return None
     return ReloadConfig(watch=tuple(watch), ignore=tuple(ignore))

@@ -35,6 +35,7 @@ from devserve.config import (
     DEFAULT_PORT,
     LOOPBACK,
     PORT_SEARCH,
+    BadInput,
     CGIConfig,
     ReloadConfig,
     ServeConfig,
@@ -287,13 +288,13 @@ def handler_context(
 
 
 def check_directory(directory: Path) -> Path:
-    """The absolute directory to serve, or ServeError saying why it cannot be."""
+    """The absolute directory to serve, or BadInput saying why it cannot be."""
     if not directory.exists():
-        raise ServeError(f"directory not found: {directory}")
+        raise BadInput(f"directory not found: {directory}")
     if not directory.is_dir():
-        raise ServeError(f"not a directory: {directory}")
+        raise BadInput(f"not a directory: {directory}")
     if not os.access(directory, os.R_OK | os.X_OK):
-        raise ServeError(f"directory not readable: {directory}")
+        raise BadInput(f"directory not readable: {directory}")
     return directory.resolve()
 
 
@@ -302,7 +303,7 @@ def _check_readable(path: Path, what: str) -> None:
         with path.open("rb"):
             pass
     except OSError as error:
-        raise ServeError(f"cannot read {what} {path}: {error.strerror}") from None
+        raise BadInput(f"cannot read {what} {path}: {error.strerror}") from None
 
 
 def _tls_options(config: ServeConfig) -> dict[str, Any]:
@@ -320,6 +321,11 @@ def _tls_options(config: ServeConfig) -> dict[str, Any]:
         _check_readable(config.tls_password_file, "TLS password file")
         lines = config.tls_password_file.read_text(errors="replace").splitlines()
         options["password"] = lines[0] if lines else ""
+    from devserve._tls import tls_problem
+
+    problem = tls_problem(config.tls_cert, config.tls_key, options["password"])
+    if problem is not None:
+        raise BadInput(problem)
     return options
 
 
@@ -377,7 +383,7 @@ def watched_paths(config: ServeConfig, root: Path) -> list[Path]:
     paths = [root]
     for path in config.reload.watch if config.reload is not None else ():
         if not path.exists():
-            raise ServeError(f"--watch path not found: {path}")
+            raise BadInput(f"--watch path not found: {path}")
         resolved = path.resolve()
         if not any(resolved == p or resolved.is_relative_to(p) for p in paths):
             paths.append(resolved)

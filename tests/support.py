@@ -319,3 +319,18 @@ def self_signed_certificate(
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return cert, key
+
+
+def run_main(args: list[str]) -> tuple[int, str]:
+    """Run devserve's console-script entry point as a shell would: status and output."""
+    from typer.testing import CliRunner
+
+    from devserve.cli import main
+
+    with CliRunner().isolation() as (_, _, output):
+        try:
+            main(args)
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else 1
+        text = output.getvalue().decode()
+    return status, text

@@ -833,7 +833,7 @@ def test_cli_max_body(cli_tree: Tree) -> None:
         stop_and_read(process)
 
 
-def test_cli_bad_env_is_one_line_and_exit_1(cli_tree: Tree) -> None:
+def test_cli_bad_env_is_one_line_and_exit_2(cli_tree: Tree) -> None:
     command = [sys.executable, "-m", "devserve", "cgi", str(cli_tree.root), "--port", "0"]
     result = subprocess.run(
         [*command, "--env", "bad"],
@@ -842,7 +842,7 @@ def test_cli_bad_env_is_one_line_and_exit_1(cli_tree: Tree) -> None:
         text=True,
         timeout=30,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     output = (result.stdout + result.stderr).strip()
     assert len(output.splitlines()) == 1, output
     assert "malformed --env 'bad'" in output

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from devserve import __version__, serving
 from devserve import config as settings
 from devserve.cli import COMPLETION_FILES, app, completion_script
-from tests.support import devserve_env
+from tests.support import devserve_env, run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -131,49 +131,65 @@ def test_cgi_builds_exact_config(
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "status"),
     [
-        (["serve", "/definitely/not/here"], "directory not found: /definitely/not/here"),
-        (["serve", str(ROOT / "README.md")], "not a directory"),
-        (["serve", ".", "--port", "70000"], "port out of range: 70000"),
-        (["serve", ".", "--port", "-1"], "port out of range: -1"),
-        (["serve", ".", "--bind", "256.1.1.1", "--port", "0"], "cannot bind 256.1.1.1"),
-        (["serve", ".", "--bind", "192.0.2.99", "--port", "0"], "not available on this machine"),
-        (["serve", ".", "--lan", "--bind", "127.0.0.1"], "use either --lan or --bind"),
-        (["serve", ".", "--header", "NoColon"], "malformed --header 'NoColon'"),
-        (["serve", ".", "--header", "Connection: close"], "'Connection' is not allowed"),
-        (["serve", ".", "--header", "content-length: 5"], "'content-length' is not allowed"),
-        (["serve", ".", "--header", "Bad Name: x"], "is not a header name"),
-        (["serve", ".", "--header", ": x"], "malformed --header"),
-        (["serve", ".", "--tls-cert", "/nope/cert.pem"], "cannot read TLS certificate"),
-        (["serve", ".", "--tls-key", str(ROOT / "README.md")], "need --tls-cert"),
-        (
-            ["serve", ".", "--port", "0", "--tls-cert", str(ROOT / "README.md")],
-            "TLS setup failed",
-        ),
+        (["serve", "/definitely/not/here"], "directory not found: /definitely/not/here", 2),
+        (["serve", str(ROOT / "README.md")], "not a directory", 2),
+        (["serve", ".", "--port", "70000"], "--port: expected a port number from 0 to 65535", 2),
+        (["serve", ".", "--port", "-1"], "--port: expected a port number", 2),
+        (["serve", ".", "--port", "eighty"], "not 'eighty'", 2),
+        (["serve", ".", "--idle-timeout", "0"], "--idle-timeout: expected a number of seconds", 2),
+        (["serve", ".", "--max-connections", "0"], "--max-connections: expected a whole", 2),
+        (["serve", ".", "--protocol", "HTTP/2"], "--protocol: 'HTTP/2' is not one of", 2),
+        (["cgi", ".", "--max-body", "10 parsecs"], "--max-body: expected a size", 2),
+        (["cgi", ".", "--timeout", "soon"], "--timeout: expected a number of seconds", 2),
+        (["serve", ".", "--lan", "--bind", "127.0.0.1"], "use either --lan or --bind", 2),
+        (["serve", ".", "--header", "NoColon"], "malformed --header 'NoColon'", 2),
+        (["serve", ".", "--header", "Connection: close"], "'Connection' is not allowed", 2),
+        (["serve", ".", "--header", "content-length: 5"], "'content-length' is not allowed", 2),
+        (["serve", ".", "--header", "Bad Name: x"], "is not a header name", 2),
+        (["serve", ".", "--header", ": x"], "malformed --header", 2),
+        (["serve", ".", "--tls-cert", "/nope/cert.pem"], "cannot read TLS certificate", 2),
+        (["serve", ".", "--tls-key", str(ROOT / "README.md")], "need --tls-cert", 2),
+        (["serve", ".", "--tls-cert", str(ROOT / "README.md")], "is not a PEM certificate", 2),
+        (["serve", ".", "--bind", "256.1.1.1", "--port", "0"], "cannot bind 256.1.1.1", 1),
+        (["serve", ".", "--bind", "192.0.2.99", "--port", "0"], "not available on this machine", 1),
     ],
 )
-def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 1, result.output
-    assert message in result.output
-    assert "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
+def test_bad_input_is_one_line_status_2_and_a_failure_to_run_status_1(
+    args: list[str], message: str, status: int
+) -> None:
+    """Through the real entry point (`main`), exactly as a shell runs it."""
+    status_seen, output = run_main(args)
+    assert status_seen == status, output
+    assert output.startswith("devserve: error: "), output
+    assert message in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ["--port", "eighty"],
-        ["--protocol", "HTTP/2"],
-        ["--max-connections", "0"],
-        ["--idle-timeout", "0"],
+        (["serve", "--bogus"], "no such option: --bogus; see 'devserve serve -h'"),
+        (["serve", "--cros"], "no such option: --cros (did you mean --cors?)"),
+        (["chek"], "no such command 'chek' (did you mean 'check'?)"),
+        (["check", "--format", "xml"], "--format: 'xml' is not one of"),
     ],
 )
-def test_bad_option_value_is_a_usage_error(args: list[str]) -> None:
-    result = runner.invoke(app, ["serve", *args])
-    assert result.exit_code == 2
-    assert "Traceback" not in result.output
+def test_usage_errors_name_no_framework_types(args: list[str], message: str) -> None:
+    status, output = run_main(args)
+    assert status == 2
+    assert output.startswith(f"devserve: error: {message}"), output
+    for framework_word in ("Usage:", "Try '", "Invalid value", "valid int", "float range", "x>="):
+        assert framework_word not in output
+
+
+def test_help_names_no_framework_types() -> None:
+    for command in ("serve", "cgi", "check"):
+        text = runner.invoke(app, [command, "-h"]).output
+        for framework_word in ("<int>", "<float", "<path>", "INTEGER", "FLOAT", "RANGE", "x>="):
+            assert framework_word not in text, (command, framework_word)
 
 
 def _walk(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:

@@ -198,7 +198,7 @@ def test_a_header_that_cannot_be_sent_is_refused_at_start_up(value: str, message
     from devserve.cli import app
 
     result = CliRunner().invoke(app, ["serve", ".", "--header", value])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad usage
     assert message in result.output
 
 

@@ -393,7 +393,7 @@ def test_cli_builds_the_reload_config(
 )
 def test_cli_reload_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["serve", str(tmp_path), *args])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # bad usage
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
 

@@ -218,8 +218,8 @@ def test_tls(site: Path, tmp_path: Path) -> None:
         log = stop_and_read(process)
     assert "GET /hello.txt 200" in log
     bad = runner.invoke(app, ["serve", str(site), *args, "--port", "0"])
-    assert bad.exit_code == 1  # the key needs its password
-    assert "TLS setup failed" in bad.output
+    assert bad.exit_code == 2  # the key needs its password
+    assert "is encrypted: give its password with --tls-password-file" in bad.output
 
 
 def test_open_launches_the_browser(site: Path, tmp_path: Path) -> None:
