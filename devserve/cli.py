@@ -469,10 +469,15 @@ def _fail(error: Exception) -> NoReturn:
 
 def _serve(config: ServeConfig) -> None:
     """Run the server for ``config`` with the request log on the terminal."""
+    import sys
+
     from devserve import serving
     from devserve.console import RequestLog, make_console
 
-    log = RequestLog(make_console(), config.log_format)
+    # JSON lines go to standard output, so `devserve --log-format json | jq` works;
+    # the other formats are for a person, on standard error.
+    console = make_console(sys.stdout) if config.log_format == "json" else make_console()
+    log = RequestLog(console, config.log_format)
     log.start()
     try:
         serving.serve(config, log)

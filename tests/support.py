@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import os
 import re
+import select
 import signal
 import socket
 import socketserver
@@ -204,9 +205,10 @@ def devserve_env(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def devserve_process(
-    *args: str, env: dict[str, str] | None = None
+    *args: str, env: dict[str, str] | None = None, log: str = "stderr"
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start `python -m devserve ARGS...`, yield it and the first URL it printed."""
+    """Start `python -m devserve ARGS...`, yield it and the first URL it printed on
+    ``log`` (``stderr``, or ``stdout`` for the JSON log)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "devserve", *args],
         env=devserve_env(**(env or {})),
@@ -215,11 +217,15 @@ def devserve_process(
         text=True,
     )
     try:
-        assert process.stderr is not None
+        stream = process.stdout if log == "stdout" else process.stderr
+        assert stream is not None
         url = ""
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            line = process.stderr.readline()
+            # Never block past the deadline on a stream that says nothing.
+            if not select.select([stream], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                break
+            line = stream.readline()
             if not line:
                 break
             found = re.search(r"https?://[^\s\x1b\"]+", line)
@@ -237,12 +243,13 @@ def devserve_process(
                 stream.close()
 
 
-def stop_and_read(process: subprocess.Popen[str]) -> str:
-    """SIGINT the server, check it exits 0, and return the rest of its stderr."""
+def stop_and_read(process: subprocess.Popen[str], log: str = "stderr") -> str:
+    """SIGINT the server, check it exits 0, and return the rest of its ``log`` stream."""
     process.send_signal(signal.SIGINT)
     assert process.wait(10) == 0
-    assert process.stderr is not None
-    return process.stderr.read()
+    stream = process.stdout if log == "stdout" else process.stderr
+    assert stream is not None
+    return stream.read()
 
 
 class LogLines:

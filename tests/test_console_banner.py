@@ -57,24 +57,29 @@ BANNER_BEFORE: dict[str, list[str]] = {
     ],
     "json": [
         (
-            '{"time": "2023-11-14T22:13:20.250", "event": "listening", "directory": '
+            '{"event": "listening", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"directory": '
             '"/srv/[bold]site", "urls": ["http://127.0.0.1:8000/", "http://192.0.2.5:8000/"], '
             '"options": ["spa", "cors"]}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:20.250", "event": "listening", "directory": "/d", '
+            '{"event": "listening", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"directory": "/d", '
             '"urls": ["http://127.0.0.1:1/", "http://[::1]:1/"], "options": []}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:20.250", "event": "stopped", "requests": 12, "bytes": '
+            '{"event": "stopped", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"requests": 12, "bytes": '
             '3145728, "errors": 1, "seconds": 75}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:20.250", "event": "stopped", "requests": 1, "bytes": 10, '
+            '{"event": "stopped", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"requests": 1, "bytes": 10, '
             '"errors": 0, "seconds": 0.04}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:20.250", "event": "stopped", "requests": 1, "bytes": 10, '
+            '{"event": "stopped", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"requests": 1, "bytes": 10, '
             '"errors": 0, "seconds": 7322}\n'
         ),
     ],

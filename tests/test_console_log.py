@@ -89,35 +89,42 @@ LOG_BEFORE: dict[str, list[str]] = {
     ],
     "json": [
         (
-            '{"time": "2023-11-14T22:13:20.250", "client": "127.0.0.1", "method": "GET", "path": '
+            '{"event": "request", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"client": "127.0.0.1", "method": "GET", "path": '
             '"/index.html", "status": 200, "bytes": 2048, "duration_ms": 0.42, "served": '
             '"index", "note": ""}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:20.250", "client": "127.0.0.1", "method": "GET", "path": '
+            '{"event": "request", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"client": "127.0.0.1", "method": "GET", "path": '
             '"/missing", "status": 404, "bytes": 0, "duration_ms": 0.42, "served": "", "note": '
             '"did you mean /index.html?"}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:20.250", "client": "127.0.0.1", "method": "POST", '
+            '{"event": "request", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"client": "127.0.0.1", "method": "POST", '
             '"path": "/cgi-bin/x\\u001b[31m", "status": 500, "bytes": 3145728, "duration_ms": '
             '1234.56, "served": "cgi", "note": "exit 1\\u0007"}\n'
         ),
         (
-            '{"time": "2023-11-14T22:14:22.150", "client": "::1", "method": "GET", "path": '
+            '{"event": "request", "time": "2023-11-14T22:14:22.150+00:00", '
+            '"client": "::1", "method": "GET", "path": '
             '"/index.html", "status": 301, "bytes": 150, "duration_ms": 0.0, "served": '
             '"redirect", "note": ""}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:20.250", "level": "info", "message": "watching /srv", '
+            '{"event": "log", "time": "2023-11-14T22:13:20.250+00:00", '
+            '"level": "info", "message": "watching /srv", '
             '"detail": ""}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:21.250", "level": "warning", "message": "slow client '
+            '{"event": "log", "time": "2023-11-14T22:13:21.250+00:00", '
+            '"level": "warning", "message": "slow client '
             '[red]x\\u001b", "detail": ""}\n'
         ),
         (
-            '{"time": "2023-11-14T22:13:22.250", "level": "error", "message": "script failed", '
+            '{"event": "log", "time": "2023-11-14T22:13:22.250+00:00", '
+            '"level": "error", "message": "script failed", '
             '"detail": "Traceback (most recent call last):\\n  x\\u001b[2J\\n"}\n'
         ),
     ],

@@ -120,12 +120,20 @@ def test_network_strings_are_scrubbed(site: Path) -> None:
 
 
 def test_json_log_format(site: Path) -> None:
-    with serve_process(str(site), "--port", "0", "--log-format", "json") as (process, url):
+    """JSON lines on standard output (so `| jq` works), each with an event and a zoned time."""
+    args = ("--port", "0", "--log-format", "json")
+    with devserve_process("serve", str(site), *args, log="stdout") as (process, url):
         fetch(url + "hello.txt")
         raw_get(url, b"/\x1bbad")
-        log = stop_and_read(process)
+        log = stop_and_read(process, "stdout")
+        assert process.stderr is not None
+        assert process.stderr.read() == ""  # nothing for a person to read meanwhile
     records = [json.loads(line) for line in log.splitlines() if line.strip()]
-    requests = [r for r in records if "status" in r]
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+([+-]\d\d:\d\d|Z)", r["time"]) for r in records
+    )
+    assert {r["event"] for r in records} == {"request", "stopped"}  # listening was read already
+    requests = [r for r in records if r["event"] == "request"]
     assert requests[0]["path"] == "/hello.txt"
     assert requests[0]["status"] == 200
     assert requests[0]["served"] == "file"

@@ -62,8 +62,8 @@ def ready_json(info: ReadyInfo, now: float) -> str:
     """The banner as a JSON line: the ``listening`` event."""
     return json_line(
         {
-            "time": iso_time(now),
             "event": "listening",
+            "time": iso_time(now),
             "directory": info.directory,
             "urls": [*info.urls, *info.lan_urls],
             "options": list(info.options),
@@ -75,8 +75,8 @@ def stopped_json(summary: Summary, now: float) -> str:
     """The summary as a JSON line: the ``stopped`` event."""
     return json_line(
         {
-            "time": iso_time(now),
             "event": "stopped",
+            "time": iso_time(now),
             "requests": summary.requests,
             "bytes": summary.size,
             "errors": summary.errors,

@@ -247,6 +247,7 @@ class JsonRenderer:
     def request(self, record: RequestRecord) -> str:
         return json_line(
             {
+                "event": "request",
                 "time": iso_time(record.when),
                 "client": record.client,
                 "method": record.method,
@@ -266,6 +267,7 @@ class JsonRenderer:
     def event(self, event: LogEvent) -> str:
         return json_line(
             {
+                "event": "log",
                 "time": iso_time(event.when),
                 "level": event.level,
                 "message": event.message,

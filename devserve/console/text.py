@@ -39,8 +39,11 @@ def json_line(data: dict[str, object]) -> str:
 
 
 def iso_time(when: float) -> str:
-    """Local time to the millisecond: 2023-11-14T22:13:20.250."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(when)) + f".{int(when % 1 * 1000):03d}"
+    """Local time to the millisecond, with its offset: 2023-11-14T22:13:20.250+01:00."""
+    local = time.localtime(when)
+    offset = time.strftime("%z", local)  # +0100
+    zone = f"{offset[:3]}:{offset[3:]}" if len(offset) == 5 else "Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{int(when % 1 * 1000):03d}{zone}"
 
 
 def human_duration(seconds: float) -> str:
