@@ -144,7 +144,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DS603",
         "error",
-        "CGI script's interpreter does not exist (500)",
+        "CGI script's interpreter cannot be found (500; 502 through env)",
         "fix the #! line or install the interpreter",
     ),
     Rule(
@@ -162,8 +162,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DS606",
         "error",
-        "CGI script the user nobody cannot run (devserve runs scripts as nobody when root; 403)",
-        "make the script and every folder above it readable and searchable by others",
+        "CGI script the user nobody cannot run "
+        "(devserve runs scripts as nobody when root; 403, or 502 through env)",
+        "make the script, its interpreter and every folder above them readable and searchable "
+        "by others",
     ),
     Rule(
         "DS607",
