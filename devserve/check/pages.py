@@ -85,6 +85,8 @@ class PageChecker:
         self.findings = findings
         self.add = findings.add
         self.link_count = 0
+        # Files reported as secrets (DS1xx): a link to one gets no advice on its type.
+        self.secrets: set[str] = set()
 
     def check_page(self, fs: str, url: str, rel: str) -> None:
         """A page at ``fs``, served at the decoded URL path ``url``; ``rel`` for findings."""
@@ -237,7 +239,11 @@ class PageChecker:
             self.add("DS405", rel, f"{shown} is served as {served}, not a font type", line)
         elif kind == "manifest" and essence not in _MANIFEST_TYPES:
             self.add("DS406", rel, f"{shown} is served as {served}, not JSON", line)
-        elif kind == "page" and essence == "application/octet-stream":
+        elif (
+            kind == "page"
+            and essence == "application/octet-stream"
+            and outcome.fs_path not in self.secrets  # never "rename config.env to .txt"
+        ):
             self.add("DS407", rel, f"{shown} is served as {served}: browsers download it", line)
 
 

@@ -32,12 +32,30 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     # -- DS1xx exposure: files that would be served and look secret
-    Rule("DS101", "error", ".env file served", "move it out of the served folder"),
+    Rule("DS101", "error", "environment file served", "move it out of the served folder"),
     Rule("DS102", "error", "version-control folder served", "serve a build folder, not the repo"),
     Rule("DS103", "error", "private key served", "move the key out of the served folder"),
     Rule("DS104", "error", ".htpasswd served", "move it out of the served folder"),
     Rule("DS105", "error", "JSON with credentials served", "move it out of the served folder"),
     Rule("DS106", "error", "credential file or folder served", "move it out of the served folder"),
+    Rule(
+        "DS107",
+        "error",
+        "access key or token served (AWS, GitHub, GitLab, Slack, Stripe)",
+        "remove it from the served files and revoke it: anyone may have copied it",
+    ),
+    Rule(
+        "DS108",
+        "error",
+        "password in a served config file or backup copy",
+        "move the file out of the served folder, and change the password",
+    ),
+    Rule(
+        "DS109",
+        "warning",
+        "Google API key served (meant for pages only when restricted)",
+        "restrict the key to your sites and APIs, or move it out of the served files",
+    ),
     # -- DS2xx symlinks
     Rule(
         "DS201",

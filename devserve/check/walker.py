@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from devserve._paths import is_within
 from devserve.check.cgi_scripts import ScriptChecker
-from devserve.check.exposure import CREDENTIAL_DIRS, VCS_DIRS, exposure, secret_kind
+from devserve.check.exposure import CREDENTIAL_DIRS, VCS_DIRS, exposure, file_secrets
 from devserve.check.pages import PageChecker, file_type_problem
 from devserve.check.report import (
     CheckConfig,
@@ -268,14 +268,15 @@ class Walker:
         if where.cgi_root is not None:
             self.scripts.append((fs, rel, where.cgi_root))
             return
-        parent = posixpath.basename(where.rel.rstrip("/"))
-        secret = secret_kind(name, parent, fs)
-        if secret is None and real is not None:
-            real_parent = os.path.basename(os.path.dirname(real))
-            secret = secret_kind(os.path.basename(real), real_parent, fs)
-        if secret is not None:
-            self._exposed(secret[0], rel, secret[1], outside)
+        names = [(name, posixpath.basename(where.rel.rstrip("/")))]
+        if real is not None:
+            names.append((os.path.basename(real), os.path.basename(os.path.dirname(real))))
         content_type = self.server.content_type(fs)
+        found = file_secrets(fs, content_type, names)
+        for code, what, line in found:
+            self._exposed(code, rel, what, outside, line)
+        if found:  # a page linking to it gets no advice to rename it (DS407)
+            self.page_checker.secrets.add(fs)
         if content_type == "text/html":
             self.pages.append((fs, url, rel))
         elif content_type == "text/css":
@@ -285,11 +286,13 @@ class Walker:
             if problem is not None:
                 self.add(problem[0], rel, problem[1])
 
-    def _exposed(self, code: str, rel: str, what: str, outside: bool = False) -> None:
+    def _exposed(
+        self, code: str, rel: str, what: str, outside: bool = False, line: int | None = None
+    ) -> None:
         """A secret-looking file is served; say which flag serves it."""
         hidden = self.server.needs_show_hidden(rel)
         message, fix = exposure(code, what, hidden, outside)
-        self.add(code, rel, message, fix=fix)
+        self.add(code, rel, message, line, fix)
 
     def _names(self, name: str, rel: str) -> None:
         for code, message in name_problems(name):
