@@ -151,6 +151,12 @@ RULES: tuple[Rule, ...] = (
         "more folders than the inotify watch limit: --reload falls back to polling",
         "serve a smaller folder, or raise fs.inotify.max_user_watches",
     ),
+    Rule(
+        "DS505",
+        "info",
+        "file over 100 MiB served (usually there by accident)",
+        "move it out of the served folder unless it is meant to be downloaded",
+    ),
     # -- DS6xx CGI (with --cgi-dir)
     Rule("DS601", "error", "CGI script not executable (403)", "chmod +x it"),
     Rule(

@@ -47,6 +47,9 @@ from devserve.check.report import (
 )
 from devserve.check.server_model import ServerModel, read_watch_limit, served_directory
 
+# A served file larger than this is reported (DS505).
+HUGE_FILE = 100 * 1024 * 1024
+
 
 def check(config: CheckConfig, progress: Progress | None = None) -> Report:
     """Check ``config.directory`` as the server would serve it; never prints.
@@ -182,6 +185,7 @@ class Walker:
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
                     regular = not is_dir and serves_file(entry)
+                    size = entry.stat(follow_symlinks=False).st_size if regular else 0
                 except OSError:
                     continue
                 if is_dir:
@@ -201,7 +205,7 @@ class Walker:
                 elif visible:
                     self._names(name, rel)
                     if regular:  # FIFOs, sockets and devices are never served
-                        self._file(entry.path, where.url + name, rel, name, where)
+                        self._file(entry.path, where.url + name, rel, name, where, size)
 
     def _subdir(self, fs: str, url: str, rel: str, real: str, parent: _Dir) -> _Dir:
         cgi_root = parent.cgi_root
@@ -251,7 +255,7 @@ class Walker:
             elif inside:  # an outside tree is not walked: DS202 says what it exposes
                 self._deferred.append(self._subdir(path, where.url + name, rel, real, where))
         elif self.server.serves_file(st):
-            self._file(path, where.url + name, rel, name, where, real, not inside)
+            self._file(path, where.url + name, rel, name, where, st.st_size, real, not inside)
 
     def _file(
         self,
@@ -260,14 +264,17 @@ class Walker:
         rel: str,
         name: str,
         where: _Dir,
+        size: int,
         real: str | None = None,
         outside: bool = False,
     ) -> None:
-        """A file the server would send: secrets, types, and the pages and stylesheets to parse."""
+        """A file the server would send: size, secrets, types, and the pages to parse."""
         self.file_count += 1
         if where.cgi_root is not None:
             self.scripts.append((fs, rel, where.cgi_root))
             return
+        if size > HUGE_FILE:
+            self.add("DS505", rel, f"{_size(size)}: usually served by accident")
         names = [(name, posixpath.basename(where.rel.rstrip("/")))]
         if real is not None:
             names.append((os.path.basename(real), os.path.basename(os.path.dirname(real))))
@@ -310,6 +317,13 @@ class Walker:
                 f"{self.dir_count} folders to watch, the inotify limit is {limit}: "
                 "--reload would poll instead",
             )
+
+
+def _size(size: int) -> str:
+    """A file size for people: "150 MiB", "2.5 GiB"."""
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f} GiB"
+    return f"{size / (1 << 20):.0f} MiB"
 
 
 def _readlink(path: str) -> str:
