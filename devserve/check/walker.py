@@ -7,14 +7,16 @@ codes), builds the server model and a `Walker`, and reports what it found.
 when the server would serve them, a symlink is followed only where the server
 would follow it (both asked of `server_model`), and a folder reached twice
 (through a link inside the tree) is walked once. On the way it reports what
-needs no file contents: names (DS7xx), symlinks (DS2xx), exposed folders and
-files (`exposure`), the folder count for the reload watcher (DS504). Then it
+needs no page parsed: names (DS7xx), symlinks (DS2xx), exposed folders and
+files by name or by the secrets in their text (`exposure`), huge files
+(DS505), the folder count for the reload watcher (DS504). Then it
 checks the pages and stylesheets it listed (`pages`) and the CGI scripts
 (`cgi_scripts`).
 
 Invariants:
-- Nothing is written, nothing printed; the tree is read (names, a few file
-  heads, pages and stylesheets), outside it only the targets of symlinks.
+- Nothing is written, nothing printed; the tree is read (names, sizes, the
+  first 256 KiB of served text files, pages and stylesheets), outside it only
+  the targets of symlinks.
 - Memory grows with the number of findings, of pages and stylesheets (their
   paths are listed during the walk) and of distinct link targets, not with the
   size of the files: pages are read and parsed one at a time.
