@@ -72,8 +72,9 @@ def read_head(path: str, size: int = SCAN_LIMIT) -> bytes:
         return b""
 
 
-class _Head:
-    """The start of one file, read once for every question asked of it."""
+class FileHead:
+    """The start of one file, read (at most `SCAN_LIMIT`, or as much as asked) once for
+    every question asked of it: its secrets, its magic number."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -111,10 +112,10 @@ def secret_kind(name: str, parent: str, fs_path: str) -> tuple[str, str] | None:
 
     Reads the few files whose name alone does not tell.
     """
-    return _by_name(name, parent, _Head(fs_path))
+    return _by_name(name, parent, FileHead(fs_path))
 
 
-def _by_name(name: str, parent: str, head: _Head) -> tuple[str, str] | None:
+def _by_name(name: str, parent: str, head: FileHead) -> tuple[str, str] | None:
     lower = name.lower()
     found = _kind_by_name(lower, parent, head)
     original = original_name(lower)
@@ -125,7 +126,7 @@ def _by_name(name: str, parent: str, head: _Head) -> tuple[str, str] | None:
     return found
 
 
-def _kind_by_name(lower: str, parent: str, head: _Head) -> tuple[str, str] | None:
+def _kind_by_name(lower: str, parent: str, head: FileHead) -> tuple[str, str] | None:
     if is_env_file(lower):
         return "DS101", "environment file"
     if lower.startswith(".htpasswd"):
@@ -151,7 +152,7 @@ def _kind_by_name(lower: str, parent: str, head: _Head) -> tuple[str, str] | Non
 
 
 def file_secrets(
-    fs_path: str, content_type: str, names: Sequence[tuple[str, str]]
+    head: FileHead, content_type: str, names: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, int | None]]:
     """(code, what, line) for a served file that looks secret; the file's start is read once.
 
@@ -160,7 +161,6 @@ def file_secrets(
     the first secret of each code (passwords only in config files and backup
     copies), with a count of the others.
     """
-    head = _Head(fs_path)
     for name, parent in names:
         named = _by_name(name, parent, head)
         if named is not None:

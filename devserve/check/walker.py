@@ -35,7 +35,13 @@ from dataclasses import dataclass
 
 from devserve._paths import is_within
 from devserve.check.cgi_scripts import ScriptChecker
-from devserve.check.exposure import CREDENTIAL_DIRS, VCS_DIRS, exposure, file_secrets
+from devserve.check.exposure import (
+    CREDENTIAL_DIRS,
+    VCS_DIRS,
+    FileHead,
+    exposure,
+    file_secrets,
+)
 from devserve.check.pages import PageChecker, file_type_problem
 from devserve.check.report import (
     CheckConfig,
@@ -281,7 +287,8 @@ class Walker:
         if real is not None:
             names.append((os.path.basename(real), os.path.basename(os.path.dirname(real))))
         content_type = self.server.content_type(fs)
-        found = file_secrets(fs, content_type, names)
+        head = FileHead(fs)  # read once, if at all, for the secrets and the magic number
+        found = file_secrets(head, content_type, names)
         for code, what, line in found:
             self._exposed(code, rel, what, outside, line)
         if found:  # a page linking to it gets no advice to rename it (DS407)
@@ -291,7 +298,7 @@ class Walker:
         elif content_type == "text/css":
             self.stylesheets.append((fs, url, rel))
         else:
-            problem = file_type_problem(name, content_type, fs)
+            problem = file_type_problem(name, content_type, head)
             if problem is not None:
                 self.add(problem[0], rel, problem[1])
 
