@@ -114,7 +114,7 @@ def test_nobody_is_told_which_interpreter_it_cannot_execute(
     assert finding.message == (
         f"#!/usr/bin/env devserve-locked-sh: nobody cannot execute "
         f"{interpreters}/devserve-locked-sh (-rwxr--r-- {_me()}), and there is no other "
-        f"devserve-locked-sh on the PATH {os.environ['PATH']} (502)"
+        f"devserve-locked-sh on the script's PATH {os.environ['PATH']} (502)"
     )
 
 
@@ -128,6 +128,16 @@ def test_a_missing_interpreter_names_the_path_searched(
         "DS603",
         f"#!/usr/bin/env devserve-nope: no devserve-nope on the script's PATH "
         f"{os.environ['PATH']} (502)",
+    )
+
+
+def test_without_path_env_searches_the_default(public_tmp: Path) -> None:
+    root = public_tmp / "site"
+    build(root, {"cgi-bin/m.sh": _script("/usr/bin/env -S -i devserve-nope")})
+    (finding,) = run_check(root, runs_as_root=True, **CGI).findings
+    assert finding.message == (
+        f"#!/usr/bin/env -S -i devserve-nope: no devserve-nope on the script's default PATH "
+        f"{os.defpath} (502)"
     )
 
 

@@ -173,7 +173,8 @@ def shebang_launch(
     found, denied = execvp_search(run.command, run.search_path, script_dir, runs)
     if found is not None:
         return Launch([interpreter, found])
-    where = f"PATH {run.search_path}" if run.search_path is not None else "no PATH"
+    searched = run.search_path
+    where = f"PATH {searched}" if searched is not None else f"default PATH {os.defpath}"
     if not denied:
         return Launch([], ("DS603", f"#!{line}: no {run.command} on the script's {where} (502)"))
     if user is None:
@@ -181,7 +182,10 @@ def shebang_launch(
     why = _denial(denied[0], 1, user) or f"nobody cannot execute {denied[0]}"
     return Launch(
         [],
-        ("DS606", f"#!{line}: {why}, and there is no other {run.command} on the {where} (502)"),
+        (
+            "DS606",
+            f"#!{line}: {why}, and there is no other {run.command} on the script's {where} (502)",
+        ),
     )
 
 
