@@ -75,6 +75,28 @@ def executable(path: str) -> bool:
     return _cgi.is_executable(path)
 
 
+def script_base_env(pass_env: tuple[str, ...] | None) -> Mapping[str, str]:
+    """The server's variables a script starts from: all of them (None), or those named.
+
+    `_cgi.cgi_environment` adds the request's on top. `devserve check` asks this too.
+    """
+    if pass_env is None:
+        return os.environ
+    return {name: os.environ[name] for name in pass_env if name in os.environ}
+
+
+def script_user(server_is_root: bool | None = None) -> tuple[int, int] | None:
+    """(uid, gid) a script runs as, with no other groups; None: the server's own user.
+
+    A server running as root (``server_is_root`` None: this process) drops every
+    privilege: nobody's uid and group, and none of root's groups. `devserve
+    check` asks this too.
+    """
+    if server_is_root is None:
+        server_is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return (nobody_uid(), _cgi.nobody_gid()) if server_is_root else None
+
+
 class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
     """Serve files, or the output of CGI scripts below ``cgi_directories`` (documented).
 
@@ -206,12 +228,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             auth=self._script_auth(),
             pass_authorization=self.cgi_pass_authorization,
         )
-        base_env = (
-            os.environ
-            if self.cgi_pass_env is None
-            else {name: os.environ[name] for name in self.cgi_pass_env if name in os.environ}
-        )
-        env = _cgi.cgi_environment(facts, base_env)
+        env = _cgi.cgi_environment(facts, script_base_env(self.cgi_pass_env))
         args = [scriptfile]
         if not self.have_fork and ispy:
             args = [sys.executable, "-u", scriptfile]
@@ -290,9 +307,9 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
     ) -> subprocess.Popen[bytes] | None:
         """Start the script; answer 403/500 saying why when it cannot be started."""
         identity: dict[str, Any] = {}
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            # Drop every privilege: nobody's uid and gid, and none of root's groups.
-            identity = {"user": nobody_uid(), "group": _cgi.nobody_gid(), "extra_groups": []}
+        user = script_user()
+        if user is not None:
+            identity = {"user": user[0], "group": user[1], "extra_groups": []}
         try:
             return subprocess.Popen(
                 args,

@@ -34,7 +34,14 @@ class File:
     mode: int = 0o644
 
 
-Node = str | bytes | Link | File
+@dataclass(frozen=True)
+class Sparse:
+    """A file of ``size`` zero bytes that takes no disk space (a hole)."""
+
+    size: int
+
+
+Node = str | bytes | Link | File | Sparse
 Tree = dict[str, Node]
 
 
@@ -51,6 +58,9 @@ def build(root: Path, tree: Tree) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(node, Link):
             path.symlink_to(node.target)
+        elif isinstance(node, Sparse):
+            with path.open("wb") as file:
+                file.truncate(node.size)
         elif isinstance(node, File):
             if isinstance(node.content, bytes):
                 path.write_bytes(node.content)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,11 +14,15 @@ from devserve.check import CODES, secret_kind
 from devserve.check.exposure import exposure
 from tests.check_support import (
     CERT_PEM,
+    CGI,
     OPENSSH_KEY,
     PRIVATE_PEM,
+    ROOT,
     SERVICE_ACCOUNT,
     Case,
+    File,
     Link,
+    Tree,
     assert_not_reported,
     assert_reported,
     build,
@@ -23,6 +31,7 @@ from tests.check_support import (
     page,
     run_check,
 )
+from tests.test_check_secrets import AWS_ID, AWS_SECRET, GITHUB, GOOGLE, PEM, STRIPE
 
 REPORTED = [
     # -- exposure
@@ -44,6 +53,37 @@ REPORTED = [
          show_hidden=True),
     case("DS106", {".ssh/config": "Host *"}, ".ssh/", show_hidden=True),
     case("DS106", {".npmrc": "//registry.npmjs.org/:_authToken=npm_abc"}, show_hidden=True),
+    # -- issue 15: environment files by any name, credential files without the dot
+    case("DS101", {"config.env": "DB_PASSWORD=x"}, "config.env"),
+    case("DS101", {"app.env.local": "API_KEY=abc"}, "app.env.local"),
+    case("DS101", {"deploy/production.env": "API_KEY=abc"}, "deploy/production.env"),
+    case("DS101", {"config.env.bak": "API_KEY=abc"}, "config.env.bak"),
+    case("DS104", {"admin/htpasswd.old": Link(".htpasswd"), "admin/.htpasswd": "a:$apr1$x"},
+         "admin/htpasswd.old", show_hidden=True),
+    case("DS106", {"npmrc": "//registry.npmjs.org/:_authToken=npm_abc"}, "npmrc"),
+    case("DS106", {"pypirc": "[pypi]\nusername = __token__\npassword = pypi-AgEIcHlwaS5vcmc\n"},
+         "pypirc"),
+    case("DS106", {"netrc": "machine api.example.com login me password s3cret\n"}, "netrc"),
+    case("DS106", {"pgpass": "db.example.com:5432:app:app:s3cret\n"}, "pgpass"),
+    case("DS106", {".pgpass": "*:*:*:postgres:s3cret\n"}, ".pgpass", show_hidden=True),
+    case("DS106", {"netrc.bak": "machine x login me password s3cret\n"}, "netrc.bak"),
+    case("DS106", {".netrc~": "machine x"}, ".netrc~", show_hidden=True),
+    case("DS107", {"notes.txt": f"id {AWS_ID}\n"}, "notes.txt:1"),
+    case("DS107", {"js/app.js": f"const s3 = {{ secretAccessKey: '{AWS_SECRET}' }};\n"},
+         "js/app.js:1"),
+    case("DS107", {"index.html": page(f"<script>fetch(u, {{token: '{GITHUB}'}})</script>")},
+         "index.html:9"),
+    case("DS107", {".secrets.txt": f"{STRIPE}\n"}, ".secrets.txt:1", show_hidden=True),
+    case("DS108", {"settings.ini": "[db]\nhost = x\npassword = s3cret-pw\n"}, "settings.ini:3"),
+    case("DS108", {"app.cfg": "[auth]\nclient_secret = 8f4a9c2e77\n"}, "app.cfg:2"),
+    case("DS108", {"wp-config.php.bak": "<?php\ndefine('DB_PASSWORD', 'wp-s3cret!');\n"},
+         "wp-config.php.bak:2"),
+    case("DS108", {"site.conf.old": "user = me\npass = letmein99\n"}, "site.conf.old:2"),
+    case("DS108", {"notes.txt~": "db password: hunter22\n"}, "notes.txt~:1"),
+    case("DS108", {"my.cnf": "[client]\npassword=tiger-Lily-42\n"}, "my.cnf:2"),
+    case("DS109", {"firebase.js": f'export default {{ apiKey: "{GOOGLE}" }};\n'},
+         "firebase.js:1"),
+    case("DS103", {"docs/setup.md": f"Paste this:\n\n{PEM}"}, "docs/setup.md:3"),
 ]  # fmt: skip
 
 NOT_REPORTED = [
@@ -67,6 +107,28 @@ NOT_REPORTED = [
     case("DS106", {".npmrc": "registry=https://registry.npmjs.org/"}, show_hidden=True),
     case("DS106", {".netrc": "machine x"}),
     case("DS106", {"credentials.html": page("")}),
+    # -- issue 15: look-alikes, placeholders, and files the server does not serve
+    case("DS101", {"webpack.env.js": "module.exports = process.env"}),
+    case("DS101", {"app.env.example": "API_KEY="}),
+    case("DS101", {"environment.txt": "dev"}),
+    case("DS101", {"cgi-bin/config.env": "X=1"}, **CGI),  # scripts run, they are not sent
+    case("DS106", {"npmrc": "registry=https://registry.npmjs.org/"}),
+    case("DS106", {"netrc": "see man 5 netrc"}),
+    case("DS106", {"pgpass.md": "hostname:port:database:username:password"}),
+    case("DS106", {"pypirc": "[distutils]\nindex-servers = pypi\n"}),
+    case("DS107", {"docs/aws.md": "Key ids look like AKIAIOSFODNN7EXAMPLE.\n"}),
+    case("DS107", {"docs/aws.md": "An AKIA key is long-term; an ASIA key is temporary.\n"}),
+    case("DS107", {".secrets.txt": f"{STRIPE}\n"}),  # hidden: not served
+    case("DS107", {".git/config": f"url = https://{GITHUB}@github.com/x\n"}, show_hidden=True),
+    case("DS107", {"cgi-bin/deploy.sh": File(f"#!/bin/sh\nTOKEN={GITHUB}\n", 0o755)}, **CGI),
+    case("DS107", {"img/logo.png": b"\x89PNG\r\n\x1a\n" + GITHUB.encode()}),
+    case("DS107", {"blob.bin": b"\x00\x01" + GITHUB.encode()}),
+    case("DS108", {"settings.ini": "[db]\npassword = ${DB_PASSWORD}\n"}),
+    case("DS108", {"settings.ini": "[ui]\nshow_password = true\n"}),
+    case("DS108", {"login.html": page('<input type="password" name="password">')}),
+    case("DS108", {"notes.txt": "password = hunter2\n"}),  # not a config file or a copy
+    case("DS109", {"notes.txt": "Google keys start with AIza.\n"}),
+    case("DS103", {"docs/pem.md": "A key starts with -----BEGIN PRIVATE KEY----- and ends...\n"}),
 ]  # fmt: skip
 
 
@@ -137,6 +199,16 @@ def test_exposure_wording(hidden: bool, outside: bool, message: str, fix_suffix:
         ("x.json", "", '{"refresh_token": "1//0gabcdefgh"}', "DS105"),
         ("x.json", "", '{"refresh_token": "short"}', None),
         ("x.json", "", '{"private_key_id": "abcdefghijk"}', None),
+        ("config.env", "", "", "DS101"),
+        ("app.env.local", "", "", "DS101"),
+        ("vite.env.d.ts", "", "", None),
+        (".env.bak", "", "", "DS101"),
+        (".pgpass", "", "", "DS106"),
+        (".pypirc.orig", "", "", "DS106"),
+        ("npmrc", "", "_auth = dXNlcjpwYXNz", "DS106"),
+        ("npmrc", "", "save-exact=true", None),
+        ("id_ed25519~", "", OPENSSH_KEY, "DS103"),
+        ("readme.bak", "", "notes", None),  # a copy of nothing secret (its text is scanned)
     ],
 )
 def test_secret_kind(
@@ -146,3 +218,62 @@ def test_secret_kind(
     path.write_text(content)
     found = secret_kind(name, parent, str(path))
     assert (found[0] if found else None) == code
+
+
+# ------------------------------------------------- issue 15: secrets in a real folder
+
+
+ISSUE_SITE: Tree = {
+    "index.html": page('<a href="config.env">config</a> <a href="settings.ini">settings</a>\n'
+                       '<a href="app.env.local">local</a> <a href="LICENSE">license</a>'),
+    "LICENSE": "MIT",
+    "config.env": "DB_PASSWORD=hunter2hunter2\n",
+    "app.env.local": f"GITHUB_TOKEN={GITHUB}\n",
+    "settings.ini": "[db]\nuser = app\npassword = s3cret-pw\n",
+    "backup/settings.ini.bak": "[db]\npassword = older-pw-1\n",
+    "notes.txt": f"todo\n\naws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}\n",
+    "js/maps.js": f'const key = "{GOOGLE}";\n',
+    "docs/aws.md": "Key ids look like AKIAIOSFODNN7EXAMPLE.\n",
+    ".npmrc": "//registry.npmjs.org/:_authToken=npm_abc\n",
+    "cgi-bin/run.sh": File(f"#!/bin/sh\nTOKEN={GITHUB}\n", 0o755),
+}  # fmt: skip
+
+
+def test_secrets_in_a_served_folder_end_to_end(tmp_path: Path) -> None:
+    build(tmp_path, ISSUE_SITE)
+    found = [(f.code, f.path, f.line, f.message) for f in run_check(tmp_path, **CGI).findings]
+    assert found == [
+        ("DS101", "app.env.local", None, "environment file served with the default options"),
+        ("DS108", "backup/settings.ini.bak", 2,
+         "password (password = …) served with the default options"),
+        ("DS101", "config.env", None, "environment file served with the default options"),
+        ("DS107", "notes.txt", 3,
+         "AWS access key id AKIA…ASDF (and 1 more) served with the default options"),
+        ("DS108", "settings.ini", 3, "password (password = …) served with the default options"),
+        ("DS109", "js/maps.js", 1, "Google API key AIza…eF3h served with the default options"),
+        # The link to LICENSE is advice to rename it; the links to secrets get none.
+        ("DS407", "index.html", 10, "LICENSE is served as application/octet-stream: "
+                                    "browsers download it"),
+    ]  # fmt: skip
+    shown = [(f.code, f.path) for f in run_check(tmp_path, show_hidden=True, **CGI).findings]
+    assert ("DS106", ".npmrc") in shown
+
+
+@pytest.mark.parametrize("output_format", ["pretty", "json", "github"])
+def test_no_output_format_shows_a_secret(tmp_path: Path, output_format: str) -> None:
+    build(tmp_path, ISSUE_SITE)
+    result = subprocess.run(
+        [sys.executable, "-m", "devserve", "check", str(tmp_path), "--format", output_format],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr  # errors found
+    text = result.stdout + result.stderr
+    if output_format == "json":
+        text = json.dumps(json.loads(result.stdout), ensure_ascii=False) + result.stderr
+    assert "AKIA…ASDF" in text
+    for secret in (GITHUB, AWS_ID, AWS_SECRET, GOOGLE, "hunter2hunter2", "s3cret-pw", "older-pw"):
+        assert secret not in text

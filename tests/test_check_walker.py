@@ -1,4 +1,5 @@
-"""devserve.check.walker: `check` end to end, the walk, symlinks (DS2xx), names (DS7xx), DS504."""
+"""devserve.check.walker: `check` end to end, the walk, symlinks (DS2xx), names (DS7xx),
+DS504 and DS505."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import pytest
 
 from devserve.check import CheckConfig, CheckError, check, name_problems
 from tests.check_support import (
+    CGI,
     ROOT,
     Case,
+    File,
     Link,
+    Sparse,
     assert_not_reported,
     assert_reported,
     build,
@@ -20,6 +24,8 @@ from tests.check_support import (
     run_check,
 )
 from tests.test_check_pages import CLEAN_SITE
+
+MIB = 1024 * 1024
 
 REPORTED = [
     # -- symlinks
@@ -34,6 +40,9 @@ REPORTED = [
     # -- folders for --reload to watch
     case("DS504", {"a/b/": "", "c/": ""}, ".", watch_limit=3),
     case("DS504", {".git/objects/": ""}, ".", watch_limit=2),
+    # -- huge files
+    case("DS505", {"media/dump.sql": Sparse(MIB * 100 + 1)}, "media/dump.sql"),
+    case("DS505", {"big.mp4": Link("data/big.mp4"), "data/big.mp4": Sparse(MIB * 101)}, "big.mp4"),
     # -- names
     case("DS701", {"bad\x1bname.txt": "x"}, "bad\x1bname.txt"),
     case("DS702", {"bad\udcffname.txt": "x"}, "bad\\xffname.txt"),
@@ -54,6 +63,11 @@ NOT_REPORTED = [
     case("DS205", {"docs/assets": Link("../assets"), "assets/x.css": ""}),
     # -- as many folders as can be watched
     case("DS504", {"a/b/": "", "c/": ""}, watch_limit=4),
+    # -- huge, but not over the line, or not served
+    case("DS505", {"video.mp4": Sparse(MIB * 100)}),
+    case("DS505", {".cache/blob": Sparse(MIB * 101)}),
+    case("DS505", {"out.bin": Link("../out.bin"), "../out.bin": Sparse(MIB * 101)}),
+    case("DS505", {"cgi-bin/app": File(b"\x7fELF", 0o755)}, **CGI),
     # -- names that are fine
     case("DS701", {"café-Ünïcode.txt": "x"}),
     case("DS702", {"café.txt": "x"}),
@@ -139,3 +153,12 @@ def test_bad_configuration_raises_check_error(config: CheckConfig, message: str)
 )
 def test_name_problems(name: str, codes: list[str]) -> None:
     assert [code for code, _ in name_problems(name)] == codes
+
+
+def test_a_huge_file_is_reported_with_its_size(tmp_path: Path) -> None:
+    build(tmp_path, {"dumps/db.sql": Sparse(MIB * 150), "iso/disk.iso": Sparse(MIB * 2560)})
+    found = [(f.code, f.severity, f.path, f.message) for f in run_check(tmp_path).findings]
+    assert found == [
+        ("DS505", "info", "dumps/db.sql", "150 MiB: usually served by accident"),
+        ("DS505", "info", "iso/disk.iso", "2.5 GiB: usually served by accident"),
+    ]

@@ -13,7 +13,8 @@ The modules, in the order a check uses them:
 - `report`: the config, findings as data, the report, ``--ignore`` parsing.
 - `server_model`: what the server would answer for a path, asked of its code.
 - `walker`: `check` itself, and the walk over what the server would serve.
-- `exposure`: served files and folders that look secret.
+- `exposure`: served files and folders that look secret, by name or contents.
+- `secrets`: keys, tokens and passwords in a file's text, by their formats.
 - `markup`: references in HTML and CSS, page encodings, URL resolution.
 - `pages`: pages and stylesheets: links, content types, live reload.
 - `cgi_scripts`: what would stop a CGI script from running.
@@ -21,10 +22,13 @@ The modules, in the order a check uses them:
 Invariants:
 - Nothing here prints, exits, or touches the network: external URLs are never fetched.
 - The checked tree is only read, never written; outside it, only the resolved
-  targets of symlinks and the interpreters named by CGI scripts are looked at.
+  targets of symlinks and the interpreters CGI scripts name (where ``env``
+  would look for them) are looked at.
 - Memory grows with the number of findings, of pages (their paths are listed
   during the walk) and of distinct link targets (resolved once each), not with
-  the size of the files: pages are read and parsed one at a time.
+  the size of the files: pages are read and parsed one at a time, other files
+  only as far as their first 256 KiB.
+- No finding holds a secret in full (`secrets.mask`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from devserve.check.exposure import read_head
+from devserve.check.exposure import FileHead
 from devserve.check.markup import (
     JS_TYPES,
     TEMPLATE_MARKS,
@@ -61,18 +61,18 @@ _KIND_NAMES: dict[str, str] = {
 }
 
 
-def file_type_problem(name: str, content_type: str, fs: str) -> tuple[str, str] | None:
+def file_type_problem(name: str, content_type: str, head: FileHead) -> tuple[str, str] | None:
     """(code, message) for a file served with a type its contents do not work with.
 
     A ``.wasm`` not served as application/wasm; WebAssembly or a font (by its
-    magic number) served as application/octet-stream. Reads 8 bytes at most.
+    magic number) served as application/octet-stream. Asks ``head`` for 8 bytes.
     """
     if name.lower().endswith(".wasm") and content_type != "application/wasm":
         return "DS404", f"served as {content_type}, not application/wasm"
     if content_type == "application/octet-stream":
-        head = read_head(fs, 8)
+        magic_number = head.read(8)
         for magic, code, what in _SNIFF:
-            if head.startswith(magic):
+            if magic_number.startswith(magic):
                 return code, f"{what} served as application/octet-stream"
     return None
 
@@ -85,6 +85,8 @@ class PageChecker:
         self.findings = findings
         self.add = findings.add
         self.link_count = 0
+        # Files reported as secrets (DS1xx): a link to one gets no advice on its type.
+        self.secrets: set[str] = set()
 
     def check_page(self, fs: str, url: str, rel: str) -> None:
         """A page at ``fs``, served at the decoded URL path ``url``; ``rel`` for findings."""
@@ -237,7 +239,11 @@ class PageChecker:
             self.add("DS405", rel, f"{shown} is served as {served}, not a font type", line)
         elif kind == "manifest" and essence not in _MANIFEST_TYPES:
             self.add("DS406", rel, f"{shown} is served as {served}, not JSON", line)
-        elif kind == "page" and essence == "application/octet-stream":
+        elif (
+            kind == "page"
+            and essence == "application/octet-stream"
+            and outcome.fs_path not in self.secrets  # never "rename config.env to .txt"
+        ):
             self.add("DS407", rel, f"{shown} is served as {served}: browsers download it", line)
 
 

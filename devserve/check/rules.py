@@ -32,12 +32,30 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     # -- DS1xx exposure: files that would be served and look secret
-    Rule("DS101", "error", ".env file served", "move it out of the served folder"),
+    Rule("DS101", "error", "environment file served", "move it out of the served folder"),
     Rule("DS102", "error", "version-control folder served", "serve a build folder, not the repo"),
     Rule("DS103", "error", "private key served", "move the key out of the served folder"),
     Rule("DS104", "error", ".htpasswd served", "move it out of the served folder"),
     Rule("DS105", "error", "JSON with credentials served", "move it out of the served folder"),
     Rule("DS106", "error", "credential file or folder served", "move it out of the served folder"),
+    Rule(
+        "DS107",
+        "error",
+        "access key or token served (AWS, GitHub, GitLab, Slack, Stripe)",
+        "remove it from the served files and revoke it: anyone may have copied it",
+    ),
+    Rule(
+        "DS108",
+        "error",
+        "password in a served config file or backup copy",
+        "move the file out of the served folder, and change the password",
+    ),
+    Rule(
+        "DS109",
+        "warning",
+        "Google API key served (meant for pages only when restricted)",
+        "restrict the key to your sites and APIs, or move it out of the served files",
+    ),
     # -- DS2xx symlinks
     Rule(
         "DS201",
@@ -133,6 +151,12 @@ RULES: tuple[Rule, ...] = (
         "more folders than the inotify watch limit: --reload falls back to polling",
         "serve a smaller folder, or raise fs.inotify.max_user_watches",
     ),
+    Rule(
+        "DS505",
+        "info",
+        "file over 100 MiB served (usually there by accident)",
+        "move it out of the served folder unless it is meant to be downloaded",
+    ),
     # -- DS6xx CGI (with --cgi-dir)
     Rule("DS601", "error", "CGI script not executable (403)", "chmod +x it"),
     Rule(
@@ -144,7 +168,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DS603",
         "error",
-        "CGI script's interpreter does not exist (500)",
+        "CGI script's interpreter cannot be found (500; 502 through env)",
         "fix the #! line or install the interpreter",
     ),
     Rule(
@@ -162,8 +186,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DS606",
         "error",
-        "CGI script the user nobody cannot run (devserve runs scripts as nobody when root; 403)",
-        "make the script and every folder above it readable and searchable by others",
+        "CGI script the user nobody cannot run "
+        "(devserve runs scripts as nobody when root; 403, or 502 through env)",
+        "make the script, its interpreter and every folder above them readable and searchable "
+        "by others",
     ),
     Rule(
         "DS607",

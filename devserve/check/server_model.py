@@ -6,7 +6,9 @@ frozen context `devserve serve` (or `cgi`) would run with for the same flags;
 (what a path answers, with a file table that never reads contents),
 `_paths.may_serve` and `_files.listed` (the policies), `Site.content_type`,
 the site's 404 suggestions, `_cgi.find_cgi_directory` and
-`_handler_cgi.find_script` (the gateway's script lookup), and `reload.inject`'s
+`_handler_cgi.find_script` (the gateway's script lookup), the environment and
+user a script is started with (`_handler_cgi.script_base_env`,
+`_cgi.cgi_environment`, `_handler_cgi.script_user`), and `reload.inject`'s
 `should_inject`, `charset_of`, `page_encoding` and `insertion_index`. It is the
 only module of `devserve.check` that asks the server how it serves.
 
@@ -17,10 +19,8 @@ mirrors:
    the entries of the walk: FIFOs, sockets and devices are never served.
 2. `ServerModel.script_not_executable` mirrors `run_cgi`'s 403 for a script
    that is not executable (``have_fork or not is_python``, then `is_executable`).
-3. `ServerModel.script_search_path` and `ServerModel.script_user` mirror the
-   process `CGIHTTPRequestHandler._launch` starts: its ``PATH`` is
-   `cgi_extra_env`'s, else the server's own when `cgi_pass_env` lets it through;
-   a server running as root runs scripts as nobody's uid and gid.
+3. `ServerModel.script_folder` is the working folder `run_cgi` starts a
+   script in: its own.
 4. `ServerModel.is_inside` is the "inside" test of `_paths.may_serve` (the
    resolved path is within the resolved root), for the wording of symlink
    findings and which linked folders are walked.
@@ -116,7 +116,7 @@ class _Unheard:
 
 
 def read_watch_limit() -> int | None:
-    """The per-user inotify watch limit, or None where there is none to read (copy 13)."""
+    """The per-user inotify watch limit, or None where there is none to read (copy 6)."""
     try:
         with open("/proc/sys/fs/inotify/max_user_watches", "rb") as limit:
             return int(limit.read().strip())
@@ -285,24 +285,51 @@ class ServerModel:
         """The working folder a script runs in: its own (copy 3)."""
         return os.path.dirname(script)
 
-    def script_search_path(self) -> str:
-        """The ``PATH`` a script is given, which ``#!/usr/bin/env name`` searches (copy 3)."""
+    def script_environment(self) -> dict[str, str]:
+        """The variables a script starts with, built by the gateway's own functions.
+
+        What the server passes on (`_handler_cgi.script_base_env`) and the
+        configured variables, as `_cgi.cgi_environment` joins them for a bare
+        GET: the variables a request adds (HTTP_*, QUERY_STRING ...) never
+        include PATH, which is what the check needs.
+        """
+        from email.message import Message
+
+        from devserve._handler_cgi import script_base_env
+
         cgi = self.cgi
-        if cgi is not None and "PATH" in cgi.extra_env:
-            return cgi.extra_env["PATH"]
-        if cgi is None or "PATH" in cgi.pass_env:
-            return os.environ.get("PATH", os.defpath)
-        return os.defpath
+        facts = _cgi.RequestFacts(
+            method="GET",
+            protocol="HTTP/1.1",
+            script_name="",
+            path_info="",
+            path_translated="",
+            query="",
+            remote_addr="127.0.0.1",
+            server_name="",
+            server_port=0,
+            server_software="",
+            headers=Message(),
+            extra=cgi.extra_env if cgi is not None else {},
+        )
+        return _cgi.cgi_environment(facts, script_base_env(cgi.pass_env if cgi else None))
+
+    def script_search_path(self) -> str:
+        """The ``PATH`` ``#!/usr/bin/env name`` searches: the script's, else the default.
+
+        With no PATH in its environment, ``env`` (execvp) searches `os.defpath`.
+        """
+        return self.script_environment().get("PATH", os.defpath)
 
     @staticmethod
     def script_user(runs_as_root: bool | None) -> tuple[int, int] | None:
-        """(uid, gid) scripts run as, or None for the server's own user (copy 8).
+        """(uid, gid) scripts run as, or None for the server's own user: the gateway's rule.
 
         ``runs_as_root`` None: whether this process is root.
         """
-        if runs_as_root is None:
-            runs_as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-        return (_cgi.nobody_uid(), _cgi.nobody_gid()) if runs_as_root else None
+        from devserve._handler_cgi import script_user
+
+        return script_user(runs_as_root)
 
     # -- live reload
 

@@ -7,14 +7,16 @@ codes), builds the server model and a `Walker`, and reports what it found.
 when the server would serve them, a symlink is followed only where the server
 would follow it (both asked of `server_model`), and a folder reached twice
 (through a link inside the tree) is walked once. On the way it reports what
-needs no file contents: names (DS7xx), symlinks (DS2xx), exposed folders and
-files (`exposure`), the folder count for the reload watcher (DS504). Then it
+needs no page parsed: names (DS7xx), symlinks (DS2xx), exposed folders and
+files by name or by the secrets in their text (`exposure`), huge files
+(DS505), the folder count for the reload watcher (DS504). Then it
 checks the pages and stylesheets it listed (`pages`) and the CGI scripts
 (`cgi_scripts`).
 
 Invariants:
-- Nothing is written, nothing printed; the tree is read (names, a few file
-  heads, pages and stylesheets), outside it only the targets of symlinks.
+- Nothing is written, nothing printed; the tree is read (names, sizes, the
+  first 256 KiB of served text files, pages and stylesheets), outside it only
+  the targets of symlinks.
 - Memory grows with the number of findings, of pages and stylesheets (their
   paths are listed during the walk) and of distinct link targets, not with the
   size of the files: pages are read and parsed one at a time.
@@ -33,7 +35,13 @@ from dataclasses import dataclass
 
 from devserve._paths import is_within
 from devserve.check.cgi_scripts import ScriptChecker
-from devserve.check.exposure import CREDENTIAL_DIRS, VCS_DIRS, exposure, secret_kind
+from devserve.check.exposure import (
+    CREDENTIAL_DIRS,
+    VCS_DIRS,
+    FileHead,
+    exposure,
+    file_secrets,
+)
 from devserve.check.pages import PageChecker, file_type_problem
 from devserve.check.report import (
     CheckConfig,
@@ -46,6 +54,9 @@ from devserve.check.report import (
     display,
 )
 from devserve.check.server_model import ServerModel, read_watch_limit, served_directory
+
+# A served file larger than this is reported (DS505).
+HUGE_FILE = 100 * 1024 * 1024
 
 
 def check(config: CheckConfig, progress: Progress | None = None) -> Report:
@@ -182,6 +193,7 @@ class Walker:
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
                     regular = not is_dir and serves_file(entry)
+                    size = entry.stat(follow_symlinks=False).st_size if regular else 0
                 except OSError:
                     continue
                 if is_dir:
@@ -201,7 +213,7 @@ class Walker:
                 elif visible:
                     self._names(name, rel)
                     if regular:  # FIFOs, sockets and devices are never served
-                        self._file(entry.path, where.url + name, rel, name, where)
+                        self._file(entry.path, where.url + name, rel, name, where, size)
 
     def _subdir(self, fs: str, url: str, rel: str, real: str, parent: _Dir) -> _Dir:
         cgi_root = parent.cgi_root
@@ -251,7 +263,7 @@ class Walker:
             elif inside:  # an outside tree is not walked: DS202 says what it exposes
                 self._deferred.append(self._subdir(path, where.url + name, rel, real, where))
         elif self.server.serves_file(st):
-            self._file(path, where.url + name, rel, name, where, real, not inside)
+            self._file(path, where.url + name, rel, name, where, st.st_size, real, not inside)
 
     def _file(
         self,
@@ -260,36 +272,43 @@ class Walker:
         rel: str,
         name: str,
         where: _Dir,
+        size: int,
         real: str | None = None,
         outside: bool = False,
     ) -> None:
-        """A file the server would send: secrets, types, and the pages and stylesheets to parse."""
+        """A file the server would send: size, secrets, types, and the pages to parse."""
         self.file_count += 1
         if where.cgi_root is not None:
             self.scripts.append((fs, rel, where.cgi_root))
             return
-        parent = posixpath.basename(where.rel.rstrip("/"))
-        secret = secret_kind(name, parent, fs)
-        if secret is None and real is not None:
-            real_parent = os.path.basename(os.path.dirname(real))
-            secret = secret_kind(os.path.basename(real), real_parent, fs)
-        if secret is not None:
-            self._exposed(secret[0], rel, secret[1], outside)
+        if size > HUGE_FILE:
+            self.add("DS505", rel, f"{_size(size)}: usually served by accident")
+        names = [(name, posixpath.basename(where.rel.rstrip("/")))]
+        if real is not None:
+            names.append((os.path.basename(real), os.path.basename(os.path.dirname(real))))
         content_type = self.server.content_type(fs)
+        head = FileHead(fs)  # read once, if at all, for the secrets and the magic number
+        found = file_secrets(head, content_type, names)
+        for code, what, line in found:
+            self._exposed(code, rel, what, outside, line)
+        if found:  # a page linking to it gets no advice to rename it (DS407)
+            self.page_checker.secrets.add(fs)
         if content_type == "text/html":
             self.pages.append((fs, url, rel))
         elif content_type == "text/css":
             self.stylesheets.append((fs, url, rel))
         else:
-            problem = file_type_problem(name, content_type, fs)
+            problem = file_type_problem(name, content_type, head)
             if problem is not None:
                 self.add(problem[0], rel, problem[1])
 
-    def _exposed(self, code: str, rel: str, what: str, outside: bool = False) -> None:
+    def _exposed(
+        self, code: str, rel: str, what: str, outside: bool = False, line: int | None = None
+    ) -> None:
         """A secret-looking file is served; say which flag serves it."""
         hidden = self.server.needs_show_hidden(rel)
         message, fix = exposure(code, what, hidden, outside)
-        self.add(code, rel, message, fix=fix)
+        self.add(code, rel, message, line, fix)
 
     def _names(self, name: str, rel: str) -> None:
         for code, message in name_problems(name):
@@ -307,6 +326,13 @@ class Walker:
                 f"{self.dir_count} folders to watch, the inotify limit is {limit}: "
                 "--reload would poll instead",
             )
+
+
+def _size(size: int) -> str:
+    """A file size for people: "150 MiB", "2.5 GiB"."""
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f} GiB"
+    return f"{size / (1 << 20):.0f} MiB"
 
 
 def _readlink(path: str) -> str:
