@@ -1,10 +1,11 @@
 """The pages about a folder: the documented listing, and the ones `devserve serve` shows.
 
 `render_listing` is the documented handler's page, byte for byte, so tools that
-scrape `python -m http.server` listings keep working. `render_listing_page` is
-the page `devserve serve` shows a person: the same names, with sizes, dates,
-sorting and a way up; plain HTML and one inline stylesheet, readable light or
-dark, on a phone or a desktop.
+scrape `python -m http.server` listings keep working. `render_listing_page` and
+`render_not_found` are the pages `devserve serve` shows a person: the same
+names, with sizes, dates, sorting and a way up, and a 404 whose suggestion is
+a link; plain HTML and one inline stylesheet, readable light or dark, on a
+phone or a desktop.
 
 Invariants:
 - Every name is HTML-escaped where it is shown and percent-encoded where it is
@@ -355,6 +356,28 @@ def _date(mtime: float | None, dates: dict[int, str]) -> str:
             shown = _UNKNOWN  # a date the C library cannot represent
         dates[minute] = shown
     return shown
+
+
+def render_not_found(request_path: str, suggestion: str | None, suggestion_href: str) -> bytes:
+    """`devserve serve`'s 404 page (UTF-8): what was asked for, and the suggestion as a link.
+
+    ``suggestion`` is a URL path (percent-encoded, as `devserve._suggest` makes
+    it); ``suggestion_href`` is the link to it (relative, so it works under a
+    proxy's path prefix).
+    """
+    title = "404 Not Found"
+    asked = _text(decoded_path(request_path), "utf-8")
+    lines = [
+        _head(title, "utf-8"),
+        "<body>\n<main>\n<h1>File not found</h1>\n",
+        f"<p>Nothing matches <code>{asked}</code>.</p>\n",
+    ]
+    if suggestion is not None:
+        shown = _text(decoded_path(suggestion), "utf-8")
+        href = html.escape(suggestion_href)
+        lines.append(f'<p>Did you mean <a href="{href}">{shown}</a>?</p>\n')
+    lines.append('<p class="note">Error code: 404 (Not Found).</p>\n</main>\n</body>\n</html>\n')
+    return "".join(lines).encode("utf-8", "replace")
 
 
 # =========================================================================== pages remembered

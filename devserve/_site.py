@@ -53,6 +53,7 @@ from devserve._listing import (
     listing_order,
     read_rows,
     render_listing_page,
+    render_not_found,
 )
 from devserve._mime import guess_type
 from devserve._paths import may_serve, url_to_fs_path
@@ -389,17 +390,14 @@ class Site:
             deps += read
         else:
             deps = None
-        if suggestion is None:
-            reply = self.error(request, HTTPStatus.NOT_FOUND.value, "File not found", seq=seq)
-        else:
-            reply = self.error(
-                request,
-                HTTPStatus.NOT_FOUND.value,
-                "File not found",
-                f"Nothing matches the given URI. Did you mean {suggestion} ?",
-                note=f"did you mean {suggestion}",
-                seq=seq,
-            )
+        from devserve.reload.inject import root_prefix
+
+        note = href = ""
+        if suggestion is not None:
+            note = f"did you mean {suggestion}"
+            href = root_prefix(request.target) + suggestion[1:]  # works under a proxy's prefix
+        body = render_not_found(request.target, suggestion, href)
+        reply = self._error_reply(request, HTTPStatus.NOT_FOUND.value, body, note, seq)
         return reply._replace(deps=deps) if not reply.uncacheable else reply
 
     def error(
@@ -417,23 +415,27 @@ class Site:
         short, long = _RESPONSES.get(code, ("???", "???"))
         message = short if message is None else message
         explain = long if explain is None else explain
-        template = self.error_template
+        body = error_page(self.error_template, code, message, explain)
+        if not note and code != HTTPStatus.NOT_FOUND.value:
+            note = message  # a 404's note is its suggestion, if any
+        return self._error_reply(request, code, body, note, seq)
+
+    def _error_reply(
+        self, request: SiteRequest, code: int, body: bytes, note: str, seq: int
+    ) -> Reply:
+        """An error response with the page ``body``; one on screen gets the reload script."""
         uncacheable = False
         if self.hub is not None and request.method == "GET" and _navigation(request):
             # A page deleted while on screen comes back when it is re-created.
             from devserve.reload.inject import inject_html
 
-            snippet = self._snippet(request.target, seq).replace("%", "%%")
-            template = inject_html(template.encode(), snippet).decode()
+            body = inject_html(body, self._snippet(request.target, seq))
             uncacheable = True
-        body = error_page(template, code, message, explain)
         fields = (
             ("Content-Type", self.error_content_type),
             ("Content-Length", str(len(body))),
         )
         parts = (body,) if request.method != "HEAD" else ()
-        if not note and code != HTTPStatus.NOT_FOUND.value:
-            note = message  # a 404's note is its suggestion, if any
         return Reply(code, fields, parts, None, "", note, uncacheable)
 
     def _reserved(self, request: SiteRequest) -> Reply:

@@ -1,7 +1,7 @@
-"""The listing page `devserve serve` shows a person (devserve._listing), as pure functions.
+"""The pages `devserve serve` shows a person (devserve._listing), as pure functions.
 
-Entries in, HTML out: escaping, sort orders, the way up; and the small table
-that remembers pages for a moment.
+Entries in, HTML out: escaping, sort orders, the way up, the 404's link; and the
+small table that remembers pages for a moment.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from devserve._listing import (
     listing_order,
     read_rows,
     render_listing_page,
+    render_not_found,
     sort_rows,
 )
 
@@ -338,6 +339,45 @@ def test_the_page_uses_the_encoding_it_declares() -> None:
     body = render_listing_page("/d/", [row("é")], Order(), parent=False, encoding="latin-1")
     assert b'<meta charset="latin-1">' in body
     assert b">\xe9</a>" in body
+
+
+# --------------------------------------------------------------------------- the 404 page
+
+
+def test_the_404_suggestion_is_a_link() -> None:
+    body = render_not_found("/docs/gude.html?x=1", "/docs/guide.html", "../docs/guide.html")
+    parsed = Parsed(body)
+    assert ("../docs/guide.html", "/docs/guide.html") in parsed.links
+    text = body.decode()
+    assert "<code>/docs/gude.html</code>" in text
+    assert "Did you mean" in text and "Error code: 404" in text
+    assert "<title>404 Not Found</title>" in text
+
+
+def test_a_404_without_a_suggestion_has_no_link_to_one() -> None:
+    body = render_not_found("/nothing", None, "").decode()
+    assert "Did you mean" not in body
+    assert "<a " not in body
+
+
+@pytest.mark.parametrize(
+    ("target", "suggestion", "href", "asked", "shown"),
+    [
+        ("/%3Cscript%3E", "/%3Cscript%3E.html", "./%3Cscript%3E.html", "&lt;script&gt;",
+         "/&lt;script&gt;.html"),
+        ("/a&b", "/a%26b.txt", "./a%26b.txt", "/a&amp;b", "/a&amp;b.txt"),
+        ('/q"x', "/q%22x.txt", "./q%22x.txt", '/q"x', '/q"x.txt'),
+        ("/caf%E9.tx", "/caf%ED%B3%A9.txt", "./caf%ED%B3%A9.txt", "/caf\ufffd.tx",
+         "/caf\ufffd.txt"),
+    ],
+)  # fmt: skip
+def test_the_404_page_escapes_what_it_shows(
+    target: str, suggestion: str, href: str, asked: str, shown: str
+) -> None:
+    text = render_not_found(target, suggestion, href).decode("utf-8")
+    assert f'<a href="{href}">{shown}</a>' in text
+    assert asked in text
+    assert "<script" not in text
 
 
 # --------------------------------------------------------------------------- stats read

@@ -1,4 +1,4 @@
-"""The listing page over real sockets, from `devserve serve`'s own server.
+"""The listing and 404 pages over real sockets, from `devserve serve`'s own server.
 
 Every link a page shows is followed with ``http.client`` (as a browser resolves
 it), the event loop and the threaded handler are compared byte for byte, and a
@@ -197,6 +197,56 @@ def test_with_live_reload_a_change_shows_at_once(
         assert Parsed(get(port, "/").body).rows[2][1] == "48.8 KiB"  # remembered, for now
         hub.publish(css_only=False)  # what the watcher does when it sees the write
         assert Parsed(get(port, "/").body).rows[2][1] == "97.7 KiB"
+
+
+# --------------------------------------------------------------------------- the 404 page
+
+
+@pytest.mark.parametrize(
+    ("target", "where", "content"),
+    [
+        ("/sub/gude.html", "../sub/guide.html", b"<p>the guide</p>"),
+        ("/Sub/guide.html", "../sub/guide.html", b"<p>the guide</p>"),
+        ("/big.bim", "./big.bin", b"b" * 50_000),
+        ("/sub/deepr/", "../../sub/deeper/", b"Directory listing for /sub/deeper/"),
+        # a near miss of a name that is not UTF-8, asked for either way (this was a
+        # dropped connection: the suggestion could not be encoded)
+        ("/caf%ED%B3%A9.tx", "./caf%ED%B3%A9.txt", b"latin-1 name"),
+        ("/caf%E9.tx", "./caf%ED%B3%A9.txt", b"latin-1 name"),
+        ("/space%20nme.txt", "./space%20name.txt", b"s" * 2000),
+    ],
+)
+def test_the_404_suggestion_is_a_link_that_works(
+    port: int, target: str, where: str, content: bytes
+) -> None:
+    response = get(port, target)
+    assert response.status == 404
+    assert response.headers["Content-Type"] == "text/html;charset=utf-8"
+    links = Parsed(response.body).links
+    assert [href for href, _ in links] == [where]
+    answer = follow(port, target, where)
+    assert answer.status == 200
+    assert content in answer.body
+    # relative, so it also works under a proxy's path prefix
+    behind = urllib.parse.urljoin("http://proxy/app" + target, where)
+    assert urllib.parse.urlsplit(behind).path.startswith("/app/")
+
+
+def test_a_404_without_a_suggestion_says_so_without_a_link(port: int) -> None:
+    response = get(port, "/nothing-like-it-anywhere.xyz")
+    assert response.status == 404
+    assert b"Did you mean" not in response.body
+    assert Parsed(response.body).links == []
+    assert b"<code>/nothing-like-it-anywhere.xyz</code>" in response.body
+
+
+def test_the_log_still_names_the_suggestion(site: Path) -> None:
+    with running_devserve(ServeConfig(directory=site)) as (server, log, _):
+        assert get(port_of(server), "/sub/gude.html").status == 404
+        deadline = time.monotonic() + 5
+        while not log.records() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert [r.note for r in log.records()] == ["did you mean /sub/guide.html"]
 
 
 # --------------------------------------------------------------------------- loop and threads
