@@ -259,7 +259,7 @@ th:nth-child(2),td:nth-child(2){text-align:right}
 tbody tr:hover{background:var(--hover)}
 p{overflow-wrap:anywhere}
 .note{color:var(--muted);font-size:.875rem}
-@media (max-width:34rem){body{padding:.5rem}td+td{white-space:normal;font-size:.875rem}\
+@media (max-width:34rem){body{padding:.5rem}td+td{font-size:.875rem}td+td+td{white-space:normal}\
 th a,td a,td+td{padding-left:.25rem;padding-right:.25rem}}
 """
 
