@@ -13,6 +13,9 @@ Invariants:
 - A live-reload page is read after the change count it carries (see
   `devserve.reload.handler`), is never partial and never cached.
 - A 404's suggestion names only a path the server would serve.
+- A listing shows its folder as read at most `devserve._listing.LISTING_SECONDS`
+  ago (sizes and dates change without the folder's identity changing), so the
+  loop is never given one to send again (no ``deps``).
 """
 
 from __future__ import annotations
@@ -39,10 +42,19 @@ from devserve._files import (
     list_entries,
     listed,
     locate,
+    open_allowed,
     settled,
     still_true,
 )
-from devserve._listing import render_listing
+from devserve._listing import (
+    Entry,
+    ListingPages,
+    Row,
+    listing_order,
+    read_rows,
+    render_listing_page,
+    render_not_found,
+)
 from devserve._mime import guess_type
 from devserve._paths import may_serve, url_to_fs_path
 from devserve._protocol import ByteRange
@@ -184,6 +196,7 @@ class Site:
         self.notice = notice
         self.table = table
         self.suggestions = SuggestionTable(policy, table.max_bytes // 8)
+        self.listings = ListingPages()
         self._memo: dict[tuple[str, int, int, int], _Facts] = {}
         self._encoding = sys.getfilesystemencoding()
 
@@ -315,25 +328,55 @@ class Site:
         return reload_snippet(root_prefix(target), self.hub.server_id, seq)
 
     def _listing(self, request: SiteRequest, found: Found, seq: int) -> Reply:
-        entries = found.entries
-        if entries is None:
-            assert found.fd is not None
-            assert found.st is not None
-            try:
+        """The listing page: remembered briefly, as sizes and dates change inside the folder."""
+        # locate's promise about the folder (None: read racily, so never remembered)
+        folder = found.deps
+        key = (found.path, request.target.partition("?")[0], listing_order(request.target))
+        now = time.time()
+        try:
+            entries = found.entries
+            if entries is None:
+                assert found.fd is not None
+                assert found.st is not None
                 entries = list_entries(found.path, found.fd, found.st, self.policy, self.table)
-            except OSError:
-                return self.error(
-                    request, HTTPStatus.NOT_FOUND.value, "No permission to list directory", seq=seq
+            body = self.listings.get(key, folder, seq, now)
+            if body is None:
+                rows, same = self._rows(found, entries)
+                at_root = found.path == (self.root.rstrip("/") or "/")
+                body = render_listing_page(
+                    request.target, rows, key[2], parent=not at_root, encoding=self._encoding
                 )
-            finally:
-                os.close(found.fd)
-        body = render_listing(request.target, list(entries), self._encoding)
+                if folder is not None and same:
+                    self.listings.put(key, folder, seq, now, body)
+        except OSError:
+            return self.error(
+                request, HTTPStatus.NOT_FOUND.value, "No permission to list directory", seq=seq
+            )
+        finally:
+            _close(found)
         ctype = f"text/html; charset={self._encoding}"
         if self.hub is not None and _navigation(request):
             return self._page(request, body, ctype, seq, found._replace(kind="listing"))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        return Reply(HTTPStatus.OK.value, fields, parts, None, "listing", deps=found.deps)
+        # No deps: the page shows sizes and dates its folder's identity does not cover.
+        return Reply(HTTPStatus.OK.value, fields, parts, None, "listing")
+
+    def _rows(self, found: Found, entries: Sequence[Entry]) -> tuple[tuple[Row, ...], bool]:
+        """The sizes and dates of a folder's entries, read through a checked descriptor,
+        and whether that was still the folder `locate` found."""
+        policy = self.policy
+        if found.fd is not None:
+            return read_rows(found.fd, found.path, entries, policy), True
+        opened = open_allowed(found.path, self.policy)
+        if opened is None:
+            raise FileNotFoundError(found.path)
+        fd, st = opened
+        try:
+            same = found.deps == ((found.path, identity(st)),)
+            return read_rows(fd, found.path, entries, policy), same
+        finally:
+            os.close(fd)
 
     def not_found(
         self, request: SiteRequest, seq: int = 0, deps: Dependencies | None = None
@@ -347,17 +390,14 @@ class Site:
             deps += read
         else:
             deps = None
-        if suggestion is None:
-            reply = self.error(request, HTTPStatus.NOT_FOUND.value, "File not found", seq=seq)
-        else:
-            reply = self.error(
-                request,
-                HTTPStatus.NOT_FOUND.value,
-                "File not found",
-                f"Nothing matches the given URI. Did you mean {suggestion} ?",
-                note=f"did you mean {suggestion}",
-                seq=seq,
-            )
+        from devserve.reload.inject import root_prefix
+
+        note = href = ""
+        if suggestion is not None:
+            note = f"did you mean {suggestion}"
+            href = root_prefix(request.target) + suggestion[1:]  # works under a proxy's prefix
+        body = render_not_found(request.target, suggestion, href)
+        reply = self._error_reply(request, HTTPStatus.NOT_FOUND.value, body, note, seq)
         return reply._replace(deps=deps) if not reply.uncacheable else reply
 
     def error(
@@ -375,23 +415,27 @@ class Site:
         short, long = _RESPONSES.get(code, ("???", "???"))
         message = short if message is None else message
         explain = long if explain is None else explain
-        template = self.error_template
+        body = error_page(self.error_template, code, message, explain)
+        if not note and code != HTTPStatus.NOT_FOUND.value:
+            note = message  # a 404's note is its suggestion, if any
+        return self._error_reply(request, code, body, note, seq)
+
+    def _error_reply(
+        self, request: SiteRequest, code: int, body: bytes, note: str, seq: int
+    ) -> Reply:
+        """An error response with the page ``body``; one on screen gets the reload script."""
         uncacheable = False
         if self.hub is not None and request.method == "GET" and _navigation(request):
             # A page deleted while on screen comes back when it is re-created.
             from devserve.reload.inject import inject_html
 
-            snippet = self._snippet(request.target, seq).replace("%", "%%")
-            template = inject_html(template.encode(), snippet).decode()
+            body = inject_html(body, self._snippet(request.target, seq))
             uncacheable = True
-        body = error_page(template, code, message, explain)
         fields = (
             ("Content-Type", self.error_content_type),
             ("Content-Length", str(len(body))),
         )
         parts = (body,) if request.method != "HEAD" else ()
-        if not note and code != HTTPStatus.NOT_FOUND.value:
-            note = message  # a 404's note is its suggestion, if any
         return Reply(code, fields, parts, None, "", note, uncacheable)
 
     def _reserved(self, request: SiteRequest) -> Reply:

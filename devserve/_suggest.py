@@ -38,7 +38,11 @@ def suggest_path(
     suggested. ``seen`` is told each directory read, with its stat, so a caller
     can tell when the suggestion may have changed.
     """
-    path = urllib.parse.unquote(url_path.split("?", 1)[0].split("#", 1)[0])
+    path = url_path.split("?", 1)[0].split("#", 1)[0]
+    try:  # decoded as the server decodes it (devserve._paths.url_to_fs_path)
+        path = urllib.parse.unquote(path, errors="surrogatepass")
+    except UnicodeDecodeError:
+        path = urllib.parse.unquote(path)
     parts = [p for p in posixpath.normpath(path).split("/") if p and p not in (".", "..")]
     if not parts:
         return None
@@ -62,7 +66,8 @@ def suggest_path(
         directory = candidate
     if resolved == parts:
         return None
-    suggestion = "/" + "/".join(urllib.parse.quote(p) for p in resolved)
+    # Encoded as listings link names, so a name that is not UTF-8 stays reachable.
+    suggestion = "/" + "/".join(urllib.parse.quote(p, errors="surrogatepass") for p in resolved)
     if os.path.isdir(directory):
         suggestion += "/"
     return suggestion

@@ -341,3 +341,32 @@ def run_main(args: list[str]) -> tuple[int, str]:
             status = stop.code if isinstance(stop.code, int) else 1
         text = output.getvalue().decode()
     return status, text
+
+
+def without_date(response: bytes) -> bytes:
+    """A response with its Date made fixed."""
+    return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", response)
+
+
+def normalized(response: bytes) -> bytes:
+    """A response with its Date and a multipart boundary (random per response) made fixed."""
+    response = without_date(response)
+    found = re.search(rb"boundary=([0-9a-f]+)", response)
+    if found:
+        response = response.replace(found[1], b"BOUNDARY")
+    return response
+
+
+# Debian's chromium (.ci/run installs it), driven by Playwright; without it the
+# browser tests fail, never skip.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

@@ -35,6 +35,7 @@ from tests.support import (
     Collector,
     WithContext,
     both_paths,
+    normalized,
     port_of,
     raw_exchange,
     read_to_end,
@@ -76,10 +77,6 @@ def exchange(port: int, request: bytes) -> bytes:
     return raw_exchange(port, request)
 
 
-def without_date(response: bytes) -> bytes:
-    return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", response)
-
-
 def read_response(sock: socket.socket, pending: bytearray, head_request: bool = False) -> bytes:
     """One complete response (framed by Content-Length) from a kept-alive connection."""
     while b"\r\n\r\n" not in pending:
@@ -100,15 +97,6 @@ def read_response(sock: socket.socket, pending: bytearray, head_request: bool = 
 
 
 # --------------------------------------------------------------------------- the two paths
-
-
-def normalized(response: bytes) -> bytes:
-    """A response with its Date and a multipart boundary (random per response) made fixed."""
-    response = without_date(response)
-    found = re.search(rb"boundary=([0-9a-f]+)", response)
-    if found:
-        response = response.replace(found[1], b"BOUNDARY")
-    return response
 
 
 CONFIGS = {

@@ -25,23 +25,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
-from tests.support import self_signed_certificate
+from tests.support import CHROMIUM, CHROMIUM_ARGS, self_signed_certificate
 
-# Debian's chromium (.ci/run installs it); without it these tests fail, never skip.
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Milliseconds a page may take to show a change (the watcher needs about 100).
 SHOWN = 10_000
 

@@ -148,7 +148,7 @@ def test_404_suggests_the_closest_path(site: Path) -> None:
     with serve_process(str(site), "--port", "0") as (process, url):
         status, _, body = fetch(url + "about.html")
         assert status == 404
-        assert b"Did you mean /About.html ?" in body
+        assert b'Did you mean <a href="./About.html">/About.html</a>?' in body
         assert fetch(url + "docs/guide")[0] == 404
         log = stop_and_read(process)
     assert "GET /about.html 404" in log
