@@ -139,6 +139,27 @@ ShowHiddenOption = Annotated[
 FollowSymlinksOption = Annotated[
     bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead outside the folder.")
 ]
+CleanUrlsOption = Annotated[
+    bool,
+    typer.Option(
+        "--clean-urls",
+        help="Redirect /about.html and /about/ to /about (308), as Cloudflare Pages does "
+        "(/about serves about.html either way).",
+    ),
+]
+NoHostFilesOption = Annotated[
+    bool,
+    typer.Option("--no-host-files", help="Ignore the _redirects and _headers files at the root."),
+]
+NotFoundPageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--404",
+        metavar="FILE",
+        help="Page in the folder served, with status 404, for missing paths. "
+        "[default: 404.html, if there is one]",
+    ),
+]
 TlsCertOption = Annotated[
     Path | None,
     typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
@@ -210,6 +231,9 @@ def serve(
     no_listing: NoListingOption = False,
     show_hidden: ShowHiddenOption = False,
     follow_symlinks: FollowSymlinksOption = False,
+    clean_urls: CleanUrlsOption = False,
+    no_host_files: NoHostFilesOption = False,
+    not_found_page: NotFoundPageOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     tls_password_file: TlsPasswordOption = None,
@@ -236,6 +260,9 @@ def serve(
             no_listing=no_listing,
             show_hidden=show_hidden,
             follow_symlinks=follow_symlinks,
+            clean_urls=clean_urls,
+            no_host_files=no_host_files,
+            not_found_page=not_found_page,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_password_file=tls_password_file,
@@ -306,6 +333,9 @@ def cgi(
     no_listing: NoListingOption = False,
     show_hidden: ShowHiddenOption = False,
     follow_symlinks: FollowSymlinksOption = False,
+    clean_urls: CleanUrlsOption = False,
+    no_host_files: NoHostFilesOption = False,
+    not_found_page: NotFoundPageOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     tls_password_file: TlsPasswordOption = None,
@@ -343,6 +373,9 @@ def cgi(
             no_listing=no_listing,
             show_hidden=show_hidden,
             follow_symlinks=follow_symlinks,
+            clean_urls=clean_urls,
+            no_host_files=no_host_files,
+            not_found_page=not_found_page,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_password_file=tls_password_file,
@@ -373,6 +406,9 @@ def _serve_config(
     no_listing: bool,
     show_hidden: bool,
     follow_symlinks: bool,
+    clean_urls: bool,
+    no_host_files: bool,
+    not_found_page: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_password_file: Path | None,
@@ -401,6 +437,9 @@ def _serve_config(
         listing=not no_listing,
         show_hidden=show_hidden,
         follow_symlinks=follow_symlinks,
+        host_files=not no_host_files,
+        clean_urls=clean_urls,
+        not_found_page=not_found_page,
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_password_file=tls_password_file,
