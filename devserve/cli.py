@@ -506,6 +506,7 @@ def check(
     follow_symlinks: FollowSymlinksOption = False,
     spa: SpaOption = False,
     no_listing: NoListingOption = False,
+    no_host_files: NoHostFilesOption = False,
     cgi_dir: Annotated[
         list[str] | None,
         typer.Option(
@@ -537,9 +538,9 @@ def check(
 ) -> None:
     """Check DIRECTORY for what would go wrong if it were served with these options.
 
-    Exposed secrets, symlinks, broken links, MIME types, live reload, CGI scripts
-    and file names. Exit status: 0 no errors, 1 errors (with --strict, warnings
-    too), 2 bad usage.
+    Exposed secrets, symlinks, broken links, MIME types, live reload, CGI scripts,
+    file names, and the _redirects and _headers files. Exit status: 0 no errors,
+    1 errors (with --strict, warnings too), 2 bad usage.
     """
     import sys
 
@@ -556,6 +557,7 @@ def check(
             spa=spa,
             listing=not no_listing,
             cgi_directories=tuple(cgi_dir or ()),
+            host_files=not no_host_files,
             ignore=parse_ignore(ignore or ()),
         )
         progress = CheckProgress(errors)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from devserve._paths import is_within
 from devserve.check.cgi_scripts import ScriptChecker
 from devserve.check.exposure import CREDENTIAL_DIRS, VCS_DIRS, exposure, secret_kind
+from devserve.check.host_files import HostFileChecker
 from devserve.check.pages import PageChecker, file_type_problem
 from devserve.check.report import (
     CheckConfig,
@@ -137,6 +138,7 @@ class Walker:
         self.progress("scan", self._scanned, self._scanned)
         self._check_watch_limit()
         self.script_checker.check_folders()
+        HostFileChecker(self.server, self.findings).check()
         total = len(self.pages) + len(self.stylesheets)
         done = 0
         for check_one, items in (
