@@ -124,20 +124,30 @@ def _missing(path: str) -> Found:
     return MISSING
 
 
-def still_true(deps: Dependencies) -> bool:
-    """Whether every path of ``deps`` still has the identity it had (or is still absent)."""
-    for path, known in deps:
+def still_true(deps: Dependencies, verified: set[Dependency] | None = None) -> bool:
+    """Whether every path of ``deps`` still has the identity it had (or is still absent).
+
+    ``verified``: dependencies the caller found true since a moment of its
+    choosing (the event loop: since it last woke up); they are not checked
+    again, and each one found true now is added.
+    """
+    for dep in deps:
+        if verified is not None and dep in verified:
+            continue
+        path, known = dep
         if known is None:
             # Still absent: access() answers without raising (cheaper than a failed stat).
             if os.access(path, os.F_OK, follow_symlinks=True):
                 return False
-            continue
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return False
-        if identity(st) != known:
-            return False
+        else:
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                return False
+            if identity(st) != known:
+                return False
+        if verified is not None:
+            verified.add(dep)
     return True
 
 
