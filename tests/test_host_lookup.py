@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from devserve._files import FileTable, Found, Policy, clean_location, find, still_true
+from devserve._files import (
+    Dependency,
+    FileTable,
+    Found,
+    Policy,
+    clean_location,
+    find,
+    identity,
+    still_true,
+)
 from devserve._paths import url_to_fs_path
 
 
@@ -119,3 +128,16 @@ def test_where_clean_urls_redirect(root: Path, target: str, location: str | None
     if location is not None:
         follow = lookup(root, location)
         assert follow.kind in ("file", "index")  # where it sends serves a page, no redirect
+
+
+def test_inputs_found_unchanged_in_a_turn_are_checked_once(tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text("v1")
+    deps = ((str(page), identity(os.stat(page))), (str(tmp_path / "_headers"), None))
+    turn: set[Dependency] = set()
+    assert still_true(deps, turn)
+    assert turn == set(deps)
+    (tmp_path / "_headers").write_text("/*\n  X-A: 1\n")
+    assert still_true(deps, turn)  # the same turn of the loop: not asked again
+    assert not still_true(deps, set())  # the next turn sees the rule file
+    assert not still_true(deps)
