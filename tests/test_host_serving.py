@@ -398,14 +398,13 @@ def test_nothing_is_remembered_while_a_rule_file_is_racy(site: Path) -> None:
         assert not remembered(server, data)
 
 
-def test_the_loop_keeps_a_plain_file_to_one_stat_per_file_and_rule_file(
-    site: Path, settled: None
-) -> None:
+def test_a_reply_depends_on_its_file_and_the_absent_rule_files(site: Path, settled: None) -> None:
     (site / "_redirects").unlink()
     (site / "_headers").unlink()
     with running_devserve(ServeConfig(directory=site, quiet=True)) as (server, _, _):
         data = request("/style.css")
         raw_exchange(port_of(server), data)
+        assert isinstance(server, LoopHTTPServer)
         assert server.replies is not None
         again = server.replies.answers[data]
     assert again.deps == (
@@ -420,6 +419,7 @@ def test_no_host_files_adds_nothing_to_what_a_reply_depends_on(site: Path, settl
     with running_devserve(config) as (server, _, _):
         data = request("/style.css")
         raw_exchange(port_of(server), data)
+        assert isinstance(server, LoopHTTPServer)
         assert server.replies is not None
         assert [path for path, _ in server.replies.answers[data].deps] == [str(site / "style.css")]
 
