@@ -26,11 +26,20 @@ import os
 import stat
 import threading
 import time
+import urllib.parse
 from collections import OrderedDict
 from typing import NamedTuple
 
+from devserve._host_rules import clean_path, unslashed_path
 from devserve._listing import Entry
-from devserve._paths import SymlinkPolicy, hidden_beyond, is_hidden, is_hidden_name, may_serve
+from devserve._paths import (
+    SymlinkPolicy,
+    hidden_beyond,
+    is_hidden,
+    is_hidden_name,
+    may_serve,
+    url_to_fs_path,
+)
 from devserve._static_rules import is_app_route
 
 # A copy read this soon (seconds) after the file last changed is not trusted later.
@@ -72,6 +81,9 @@ class Policy(NamedTuple):
     index_pages: tuple[str, ...] = ("index.html", "index.htm")
     list_directories: bool = True
     spa_fallback: str | None = None
+    # A path that reaches nothing but a folder, or nothing at all, is served from
+    # the same path with ".html" added (/about -> about.html), as static hosts do.
+    try_html: bool = False
 
 
 class Found(NamedTuple):
@@ -112,20 +124,30 @@ def _missing(path: str) -> Found:
     return MISSING
 
 
-def still_true(deps: Dependencies) -> bool:
-    """Whether every path of ``deps`` still has the identity it had (or is still absent)."""
-    for path, known in deps:
+def still_true(deps: Dependencies, verified: set[Dependency] | None = None) -> bool:
+    """Whether every path of ``deps`` still has the identity it had (or is still absent).
+
+    ``verified``: dependencies the caller found true since a moment of its
+    choosing (the event loop: since it last woke up); they are not checked
+    again, and each one found true now is added.
+    """
+    for dep in deps:
+        if verified is not None and dep in verified:
+            continue
+        path, known = dep
         if known is None:
             # Still absent: access() answers without raising (cheaper than a failed stat).
             if os.access(path, os.F_OK, follow_symlinks=True):
                 return False
-            continue
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return False
-        if identity(st) != known:
-            return False
+        else:
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                return False
+            if identity(st) != known:
+                return False
+        if verified is not None:
+            verified.add(dep)
     return True
 
 
@@ -267,22 +289,23 @@ def locate(
 ) -> Found:
     """What the filesystem ``path`` (mapped from the request ``target``) answers.
 
+    `find`, then, for a path that reaches nothing, the single-page app's
+    entry point when the app takes the route (`fall_back`).
+    """
+    return fall_back(find(path, policy, table), target, accept, policy, table)
+
+
+def find(path: str, policy: Policy, table: FileTable = FILES) -> Found:
+    """What the filesystem ``path`` reaches on disk, before any fallback.
+
     The order is the documented handler's: a directory asked for without its
     trailing slash is redirected; a directory's first index page is served, else
     it is listed (or missing, when listings are off); a regular file is served;
     anything else (a FIFO, a device, a refused or absent path, a trailing slash
-    after a file name) is missing, unless the single-page app takes the route.
+    after a file name) is missing. With ``policy.try_html``, a path without a
+    trailing slash that reaches a folder or nothing is served from ``path.html``
+    when that is a file (a file wins over a folder of the same name).
     """
-    found = _locate(path, target, policy, table)
-    if found.kind == "missing" and policy.spa_fallback is not None and is_app_route(target, accept):
-        app = _file(os.path.join(policy.root, policy.spa_fallback), policy, table)
-        if app is not None:
-            both = None if found.deps is None or app.deps is None else found.deps + app.deps
-            return app._replace(kind="spa", deps=both)
-    return found
-
-
-def _locate(path: str, target: str, policy: Policy, table: FileTable) -> Found:
     remembered = table.file(path, policy)
     if remembered is not None:
         return remembered
@@ -290,12 +313,75 @@ def _locate(path: str, target: str, policy: Policy, table: FileTable) -> Found:
         return _directory(path, policy, table)
     opened = open_allowed(path, policy)
     if opened is None:
-        return _missing(path)
-    fd, st = opened
-    if stat.S_ISDIR(st.st_mode):
+        found = _missing(path)
+    else:
+        fd, st = opened
+        if not stat.S_ISDIR(st.st_mode):
+            return _opened_file(path, fd, st, policy, table)
         os.close(fd)
-        return Found("redirect", path, st, deps=_settled_deps(path, st))
-    return _opened_file(path, fd, st, policy, table)
+        found = Found("redirect", path, st, deps=_settled_deps(path, st))
+    return _with_html(path, found, policy, table) if policy.try_html else found
+
+
+def fall_back(
+    found: Found, target: str, accept: str | None, policy: Policy, table: FileTable = FILES
+) -> Found:
+    """``found``, or the single-page app's entry point for a missing app route."""
+    if found.kind != "missing" or policy.spa_fallback is None or not is_app_route(target, accept):
+        return found
+    app = _file(os.path.join(policy.root, policy.spa_fallback), policy, table)
+    if app is None:
+        return found
+    return app._replace(kind="spa", deps=join_deps(found.deps, app.deps))
+
+
+def join_deps(*parts: Dependencies | None) -> Dependencies | None:
+    """Everything several answers were decided from (None if any of them promises nothing)."""
+    joined: Dependencies = ()
+    for part in parts:
+        if part is None:
+            return None
+        joined += part
+    return joined
+
+
+def _with_html(path: str, found: Found, policy: Policy, table: FileTable) -> Found:
+    """``path.html`` when it is a file, else ``found`` (which then depends on its absence)."""
+    if path.endswith(".html") or path == policy.root:
+        return found
+    page_path = path + ".html"
+    page = _file(page_path, policy, table)
+    if page is None:
+        return found._replace(deps=join_deps(found.deps, _missing(page_path).deps))
+    return page._replace(deps=join_deps(found.deps, page.deps))
+
+
+def clean_location(
+    target: str, found: Found, policy: Policy, table: FileTable = FILES
+) -> tuple[str, Dependencies | None] | None:
+    """Where --clean-urls redirects a request (``found`` is what it reached), and on what.
+
+    An HTML file asked for by its ``.html`` name goes to its clean URL when that
+    serves the same file (``/about.html`` → ``/about``, ``/docs/index.html`` →
+    ``/docs/``); a missing ``/about/`` goes to ``/about`` when that serves
+    about.html. The query is kept. None: no redirect.
+    """
+    url = urllib.parse.urlsplit(target)
+    if found.kind == "missing":
+        clean = unslashed_path(url.path)
+        wanted = None if clean is None else url_to_fs_path(clean, policy.root) + ".html"
+    else:
+        clean = clean_path(url.path)
+        wanted = found.path
+    if clean is None:
+        return None
+    probe = find(url_to_fs_path(clean, policy.root), policy, table)
+    if probe.fd is not None:
+        os.close(probe.fd)
+    if probe.kind not in ("file", "index") or probe.path != wanted:
+        return None
+    location = clean + (f"?{url.query}" if url.query else "")
+    return location, join_deps(found.deps, probe.deps)
 
 
 def _settled_deps(path: str, st: os.stat_result) -> Dependencies | None:

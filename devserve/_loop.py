@@ -150,7 +150,9 @@ class LoopHTTPServer(ThreadingHTTPServer):
             next_sweep = 0.0
             timeout = min(poll_interval, SWEEP_INTERVAL)
             while not self._loop_stop:
-                for key, mask in selector.select(timeout):
+                events = selector.select(timeout)
+                self._new_turn()
+                for key, mask in events:
                     data = key.data
                     if data is _LISTENER:
                         self._accept()
@@ -194,7 +196,9 @@ class LoopHTTPServer(ThreadingHTTPServer):
                     conn.close_after = True
             if not self._conns or time.monotonic() >= deadline:
                 return
-            for key, mask in selector.select(SWEEP_INTERVAL):
+            events = selector.select(SWEEP_INTERVAL)
+            self._new_turn()
+            for key, mask in events:
                 if isinstance(key.data, Conn):
                     self._ready(key.data, mask)
                 elif key.data is _WAKER:
@@ -217,6 +221,11 @@ class LoopHTTPServer(ThreadingHTTPServer):
         self._loop_stop = True
         self._wake()
         self._loop_done.wait()
+
+    def _new_turn(self) -> None:
+        """Every select starts a turn: what replies came from is checked anew (once each)."""
+        if self.replies is not None:
+            self.replies.new_turn()
 
     def _wake(self) -> None:
         if self._waker is not None:
@@ -322,7 +331,9 @@ class LoopHTTPServer(ThreadingHTTPServer):
         selector = self._selector
         if selector is None:
             return
-        for key, mask in selector.select(0):
+        events = selector.select(0)
+        self._new_turn()
+        for key, mask in events:
             if isinstance(key.data, Conn):
                 self._ready(key.data, mask)
 

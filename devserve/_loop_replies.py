@@ -9,7 +9,11 @@ back while every one of those inputs still stats the same.
 
 Invariants:
 - A recalled reply is byte for byte the one computed for the same head from the
-  same file states (only Date is new): never one whose inputs changed.
+  same file states (only Date is new): never one whose inputs changed since the
+  loop last woke up (`new_turn`). Each input is stat'ed once per turn, however
+  many requests of the turn depend on it (the rule files every reply names):
+  a request whose first byte was sent after a change is never answered from
+  before it.
 - Both tables are bounded: heads by entries, remembered replies by bytes.
 """
 
@@ -21,7 +25,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import NamedTuple
 
-from devserve._files import Dependencies, still_true
+from devserve._files import Dependencies, Dependency, still_true
 from devserve._loop_output import CloseFile, FileChunk, Out
 from devserve._protocol import ByteRange, http_date
 from devserve._site import Reply, Site
@@ -64,6 +68,7 @@ class ReplyWriter:
         self._heads: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
         self.answers: dict[bytes, Again] = {}
         self.answers_size = 0
+        self._verified: set[Dependency] = set()  # inputs found unchanged this turn
 
     def date_line(self) -> bytes:
         """The Date line for now (made once a second)."""
@@ -189,10 +194,14 @@ class ReplyWriter:
         while self.answers_size > ANSWERS_BYTES:
             self.answers_size -= answers.pop(next(iter(answers))).cost
 
+    def new_turn(self) -> None:
+        """The loop woke up (a select returned): inputs are checked again, once each."""
+        self._verified.clear()
+
     def recall(self, request: bytes) -> Again | None:
         """The reply remembered for exactly this head, if everything it came from holds."""
         again = self.answers.get(request)
-        if again is not None and still_true(again.deps):
+        if again is not None and still_true(again.deps, self._verified):
             return again
         return None
 

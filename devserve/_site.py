@@ -3,13 +3,20 @@
 Both places that answer a static request call it: the event loop (which writes
 the reply itself, without a thread) and devserve's threaded handler (which sends
 it through the documented hooks). Neither keeps a rule of its own: what a path
-reaches is `devserve._files.locate`'s decision, how a file is answered is
-`devserve._static_rules`'s, and the headers every response gets (the configured
-ones, which replace the server's own of the same name) are `Site.finish_head`'s.
+reaches is `devserve._files.find`'s decision (and `fall_back`'s, for --spa),
+which `_redirects` rule applies and which `_headers` a response gets is
+`devserve._host_rules`'s (the files are read by `devserve._host_files`), how a
+file is answered is `devserve._static_rules`'s, and the headers every response
+gets (the configured ones, which replace the server's own of the same name) are
+`Site.finish_head`'s.
 
 Invariants:
 - A reply's ``fields`` never hold CR, LF or NUL (configured headers were checked
-  at start-up; rule fields come from numbers and the server's own strings).
+  at start-up; rule fields come from numbers and the server's own strings, and
+  `_headers` and `_redirects` values were checked when the files were read).
+- A reply's ``deps`` name every file its answer was decided from, the rule
+  files (or their absence) and the 404 page included: the event loop sends a
+  remembered reply again only while all of them hold.
 - A live-reload page is read after the change count it carries (see
   `devserve.reload.handler`), is never partial and never cached.
 - A 404's suggestion names only a path the server would serve.
@@ -23,10 +30,8 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import threading
 import time
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple
@@ -38,13 +43,22 @@ from devserve._files import (
     FileTable,
     Found,
     Policy,
+    clean_location,
+    fall_back,
+    find,
     identity,
+    join_deps,
     list_entries,
-    listed,
-    locate,
     open_allowed,
-    settled,
-    still_true,
+)
+from devserve._host_rules import (
+    NOT_FOUND,
+    REDIRECT_STATUSES,
+    Match,
+    applies,
+    first_match,
+    header_fields,
+    with_headers,
 )
 from devserve._listing import (
     Entry,
@@ -56,22 +70,24 @@ from devserve._listing import (
     render_not_found,
 )
 from devserve._mime import guess_type
-from devserve._paths import may_serve, url_to_fs_path
+from devserve._paths import url_to_fs_path
 from devserve._protocol import ByteRange
 from devserve._static_rules import (
     NO_CONDITIONS,
     Conditions,
     Fields,
     FileAnswer,
+    HeadRules,
     Validators,
     answer_file,
     directory_location,
     error_page,
     validators,
 )
-from devserve._suggest import suggest_path
+from devserve._suggestion_table import SuggestionTable, decoded_path
 
 if TYPE_CHECKING:
+    from devserve._host_files import HostFiles, HostState
     from devserve.reload.hub import ReloadHub
 
 _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
@@ -134,33 +150,6 @@ class _Facts(NamedTuple):
 MAX_FACTS = 4096
 
 
-class HeadRules(NamedTuple):
-    """The headers every response of the site gets, and the ones they replace."""
-
-    fields: Fields  # configured: Cache-Control, CORS, --header
-    uncacheable: Fields  # the same with Cache-Control: no-store instead
-    replaced: frozenset[bytes]  # lower-cased names whose server-made lines are dropped
-
-
-def head_rules(cache_control: str, cors: bool, headers: Sequence[tuple[str, str]]) -> HeadRules:
-    """What `Site.finish_head` adds: ``--header`` values win over the defaults and the server's."""
-    own = {name.lower() for name, _ in headers}
-    fields = [
-        (name, value)
-        for name, value in (
-            ("Cache-Control", cache_control),
-            ("Access-Control-Allow-Origin", "*" if cors else ""),
-        )
-        if value and name.lower() not in own
-    ]
-    fields.extend(headers)
-    uncacheable = [(n, v) for n, v in fields if n.lower() != "cache-control"]
-    if "cache-control" not in own:
-        uncacheable.append(("Cache-Control", "no-store"))
-    replaced = frozenset(name.lower().encode("latin-1") for name, _ in headers)
-    return HeadRules(tuple(fields), tuple(uncacheable), replaced)
-
-
 def _encode(fields: Fields) -> tuple[bytes, ...]:
     return tuple(f"{name}: {value}\r\n".encode("latin-1") for name, value in fields)
 
@@ -181,6 +170,9 @@ class Site:
         hub: ReloadHub | None = None,
         notice: Callable[[str, str], None] | None = None,
         table: FileTable = FILES,
+        host: HostFiles | None = None,
+        clean_urls: bool = False,
+        not_found_page: str | None = None,
     ) -> None:
         self.policy = policy
         self.root = policy.root
@@ -195,7 +187,12 @@ class Site:
         self.hub = hub
         self.notice = notice
         self.table = table
-        self.suggestions = SuggestionTable(policy, table.max_bytes // 8)
+        # `_redirects` and `_headers` (None: --no-host-files); they are never served.
+        self.host = host
+        self._hidden = host.paths if host is not None else frozenset()
+        self.clean_urls = clean_urls  # /about.html and /about/ redirect to /about
+        self.not_found_page = not_found_page  # served with 404 when it exists (404.html)
+        self.suggestions = SuggestionTable(policy, table.max_bytes // 8, self._hidden)
         self.listings = ListingPages()
         self._memo: dict[tuple[str, int, int, int], _Facts] = {}
         self._encoding = sys.getfilesystemencoding()
@@ -225,28 +222,99 @@ class Site:
     # -------------------------------------------------------------- responses
 
     def respond(self, request: SiteRequest) -> Reply:
-        """The response to a GET or HEAD the site answers (see `answers`)."""
+        """The response to a GET or HEAD the site answers (see `answers`).
+
+        In order: the live-reload worker; the rule files (never served); the first
+        `_redirects` rule the request meets, when forced (``!``); what the path
+        reaches on disk (with --clean-urls, an HTML page asked for by its
+        ``.html`` name, or with a slash, is redirected to its clean URL); that
+        first rule, when nothing is there but a listing; the listing; the --spa
+        fallback; 404, with the 404 page when there is one. `_headers` apply to
+        every answer but redirects.
+        """
         hub = self.hub
         seq = hub.seq if hub is not None else 0  # before any file is read
-        target = request.target
-        if hub is not None and target.startswith(_reserved_prefix()):
+        if hub is not None and request.target.startswith(_reserved_prefix()):
             return self._reserved(request)
+        if self.host is None:
+            return self._resolve(request, seq, None)
+        rules = self.host.current()
+        reply = self._resolve(request, seq, rules)
+        deps = join_deps(reply.deps, rules.deps)
+        if not rules.headers or reply.status in REDIRECT_STATUSES:
+            return reply._replace(deps=deps)
+        added, detached = header_fields(rules.headers, decoded_path(request.target))
+        if reply.uncacheable:  # a live-reload page is never stored, whatever the rules say
+            added = tuple(field for field in added if field[0].lower() != "cache-control")
+        fields = with_headers(reply.fields, added, detached) if added or detached else reply.fields
+        return reply._replace(fields=fields, deps=deps)
+
+    def _resolve(self, request: SiteRequest, seq: int, rules: HostState | None) -> Reply:
+        target = request.target
         path = url_to_fs_path(target, self.root)
-        found = locate(path, target, request.fields.get("accept"), self.policy, self.table)
+        if path in self._hidden:
+            return self.not_found(request, seq, ())
+        match = None
+        if rules is not None and rules.redirects:
+            match = first_match(rules.redirects, decoded_path(target), _query(target))
+            if match is not None and applies(match, has_content=True):
+                return self._follow(request, match, seq, ())
+        found = find(path, self.policy, self.table)
         kind = found.kind
-        if kind == "redirect":
-            location = directory_location(target) or target
-            return Reply(
-                HTTPStatus.MOVED_PERMANENTLY.value,
-                (("Location", location), ("Content-Length", "0")),
-                served=kind,
-                deps=found.deps,
-            )
+        clean = None
+        if self.clean_urls and kind in ("missing", "file", "index"):
+            clean = clean_location(target, found, self.policy, self.table)
+        has_content = clean is not None or kind not in ("missing", "listing")
+        if match is not None and applies(match, has_content):
+            _close(found)
+            return self._follow(request, match, seq, found.deps)
+        if clean is not None:
+            _close(found)
+            return _redirect(HTTPStatus.PERMANENT_REDIRECT.value, *clean)
+        if kind == "missing":
+            found = fall_back(found, target, request.fields.get("accept"), self.policy, self.table)
+            kind = found.kind
         if kind == "missing":
             return self.not_found(request, seq, found.deps)
+        if kind == "redirect":
+            location = directory_location(target) or target
+            return _redirect(HTTPStatus.MOVED_PERMANENTLY.value, location, found.deps)
         if kind == "listing":
             return self._listing(request, found, seq)
         return self._file(request, found, seq)
+
+    def _follow(
+        self, request: SiteRequest, match: Match, seq: int, deps: Dependencies | None
+    ) -> Reply:
+        """Apply a `_redirects` rule: redirect, rewrite (200) or custom 404.
+
+        A rewrite serves what its destination reaches on disk (no rule is applied
+        again), with the request's own conditions and ranges.
+        """
+        rule = match.rule
+        note = f"_redirects line {rule.line}"
+        if rule.status in REDIRECT_STATUSES:
+            return _redirect(rule.status, match.location, deps)._replace(note=note)
+        destination = urllib.parse.urlsplit(match.location).path
+        path = url_to_fs_path(destination, self.root)
+        if path in self._hidden or not self.answers("GET", destination):
+            found = Found("missing", deps=())  # never a rule file, a CGI script or plumbing
+        else:
+            found = find(path, self.policy, self.table)
+            if found.kind == "redirect":  # a folder: its index page, as hosts serve it
+                found = find(path + "/", self.policy, self.table)
+        deps = join_deps(deps, found.deps)
+        if found.kind == "missing" or (rule.status == NOT_FOUND and found.kind == "listing"):
+            _close(found)
+            return self.not_found(request, seq, deps)
+        found = found._replace(deps=deps)
+        if rule.status == NOT_FOUND:
+            return self._not_found_page(request, found, seq, note)
+        if found.kind == "listing":
+            reply = self._listing(request._replace(target=destination), found, seq)
+        else:
+            reply = self._file(request, found, seq)
+        return reply._replace(served="rewrite", note=f"{destination} ({note})")
 
     def _file(self, request: SiteRequest, found: Found, seq: int) -> Reply:
         st = found.st
@@ -309,7 +377,15 @@ class Site:
         finally:
             os.close(found.fd)
 
-    def _page(self, request: SiteRequest, body: bytes, ctype: str, seq: int, found: Found) -> Reply:
+    def _page(
+        self,
+        request: SiteRequest,
+        body: bytes,
+        ctype: str,
+        seq: int,
+        found: Found,
+        status: int = HTTPStatus.OK.value,
+    ) -> Reply:
         """An HTML page with the reload script in it (never cached, never partial)."""
         from devserve.reload.inject import CannotInject, charset_of, inject_html
 
@@ -319,7 +395,7 @@ class Site:
             self._say_not_injected(found, _url_path(request.target), str(error))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        return Reply(HTTPStatus.OK.value, fields, parts, None, found.kind, uncacheable=True)
+        return Reply(status, fields, parts, None, found.kind, uncacheable=True)
 
     def _snippet(self, target: str, seq: int) -> str:
         from devserve.reload.inject import reload_snippet, root_prefix
@@ -381,24 +457,53 @@ class Site:
     def not_found(
         self, request: SiteRequest, seq: int = 0, deps: Dependencies | None = None
     ) -> Reply:
-        """404, with the closest path the site would serve as a suggestion.
+        """404: the 404 page if there is one, else the error page with a suggestion.
 
-        ``deps``: what found the path missing; the suggestion's folders are added.
+        The closest path the site would serve is suggested beside the request in
+        the log (and on the error page). ``deps``: what found the path missing;
+        the suggestion's folders and the 404 page (or its absence) are added.
         """
         suggestion, read = self.suggestions.suggest_from(request.target)
-        if deps is not None and read is not None:
-            deps += read
-        else:
-            deps = None
+        deps = join_deps(deps, read)
+        note = f"did you mean {suggestion}" if suggestion is not None else ""
+        if self.not_found_page is not None:
+            page = find(self.not_found_page, self.policy, self.table)
+            deps = join_deps(deps, page.deps)
+            if page.kind == "file":
+                return self._not_found_page(request, page._replace(deps=deps), seq, note)
+            _close(page)
         from devserve.reload.inject import root_prefix
 
-        note = href = ""
+        href = ""
         if suggestion is not None:
-            note = f"did you mean {suggestion}"
             href = root_prefix(request.target) + suggestion[1:]  # works under a proxy's prefix
         body = render_not_found(request.target, suggestion, href)
         reply = self._error_reply(request, HTTPStatus.NOT_FOUND.value, body, note, seq)
         return reply._replace(deps=deps) if not reply.uncacheable else reply
+
+    def _not_found_page(self, request: SiteRequest, page: Found, seq: int, note: str) -> Reply:
+        """A page sent with status 404 (404.html, or a rule's): whole, never conditional.
+
+        A 404 has no representation to validate or to cut (RFC 9110 13.2.1, 14.2):
+        preconditions and ranges are ignored, and no ETag, Last-Modified or
+        Accept-Ranges is sent. With --reload, a page being displayed gets the script.
+        """
+        st = page.st
+        assert st is not None
+        ctype = self.content_type(page.path)
+        status = HTTPStatus.NOT_FOUND.value
+        if self.hub is not None and _is_html(ctype) and _navigation(request):
+            body = self._page_bytes(page, _url_path(request.target))
+            if body is not None:
+                return self._page(request, body, ctype, seq, page, status)._replace(note=note)
+        fields = (("Content-Type", ctype), ("Content-Length", str(st.st_size)))
+        parts: tuple[bytes | ByteRange, ...] = ()
+        if request.method == "GET" and st.st_size:
+            parts = (ByteRange(0, st.st_size - 1),)
+        else:
+            _close(page)
+        source = page if parts else None
+        return Reply(status, fields, parts, source, "", note, deps=page.deps)
 
     def error(
         self,
@@ -492,7 +597,12 @@ class Site:
             lines[1:] = [
                 line for line in lines[1:] if line.partition(b":")[0].lower() not in replaced
             ]
-        lines.extend(self._uncacheable_lines if uncacheable else self._head_lines)
+        added = self._uncacheable_lines if uncacheable else self._head_lines
+        if self.host is not None:  # a default yields to the response's own (from _headers)
+            own = {line.partition(b":")[0].lower() for line in lines[1:]} & self.head.defaults
+            if own:
+                added = tuple(line for line in added if line.partition(b":")[0].lower() not in own)
+        lines.extend(added)
 
 
 def _reserved_prefix() -> str:
@@ -521,6 +631,15 @@ def _url_path(target: str) -> str:
     return urllib.parse.urlsplit(target).path
 
 
+def _query(target: str) -> str:
+    return target.partition("?")[2].partition("#")[0]
+
+
+def _redirect(status: int, location: str, deps: Dependencies | None) -> Reply:
+    fields = (("Location", location), ("Content-Length", "0"))
+    return Reply(status, fields, served="redirect", deps=deps)
+
+
 def _close(found: Found) -> None:
     if found.fd is not None:
         os.close(found.fd)
@@ -531,75 +650,3 @@ def _boundary() -> str:
 
 
 _RESPONSES = {status.value: (status.phrase, status.description) for status in HTTPStatus}
-
-
-# =========================================================================== suggestions
-
-
-class _Suggestion(NamedTuple):
-    text: str | None
-    directories: Dependencies  # what was read, as it was
-
-
-class SuggestionTable:
-    """404 suggestions by URL path, re-used while the directories they read stay the same.
-
-    A suggestion reads every directory on the way (`suggest_path`); it is reused
-    only while each of them has the same stat identity and was read settled
-    (see `devserve._files.settled`). Bounded in bytes; keyed by the decoded path.
-    """
-
-    def __init__(self, policy: Policy, max_bytes: int) -> None:
-        self.policy = policy
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[_Suggestion, int]] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def suggest(self, target: str) -> str | None:
-        """The suggestion for a 404 of ``target`` (see `suggest_path`)."""
-        return self.suggest_from(target)[0]
-
-    def suggest_from(self, target: str) -> tuple[str | None, Dependencies | None]:
-        """The suggestion, and the directories it was read from (None: read racily)."""
-        key = _decoded_path(target)
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is not None and still_true(entry[0].directories):
-            return entry[0].text, entry[0].directories
-        read_at = time.time()
-        read: list[tuple[str, os.stat_result]] = []
-        text = suggest_path(target, self.policy.root, self._servable, self._listed, read.append)
-        if not all(settled(st, read_at) for _, st in read):
-            return text, None
-        deps = tuple((path, identity(st)) for path, st in read)
-        self._put(key, _Suggestion(text, deps))
-        return text, deps
-
-    def _servable(self, fs_path: str) -> bool:
-        policy = self.policy
-        return may_serve(fs_path, policy.root, policy.follow_symlinks, policy.show_hidden)
-
-    def _listed(self, name: str) -> bool:
-        return listed(name, self.policy)
-
-    def _put(self, key: str, value: _Suggestion) -> None:
-        cost = (
-            256 + len(key) + len(value.text or "") + sum(len(p) + 64 for p, _ in value.directories)
-        )
-        if cost > self.max_bytes // 4:
-            return
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._size -= old[1]
-            self._entries[key] = (value, cost)
-            self._size += cost
-            while self._size > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._size -= dropped
-
-
-def _decoded_path(target: str) -> str:
-    path = target.split("?", 1)[0].split("#", 1)[0]
-    return urllib.parse.unquote(path, errors="surrogateescape")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import NamedTuple
 
@@ -211,6 +211,42 @@ def _partial(
 def body_length(parts: tuple[bytes | ByteRange, ...]) -> int:
     """How many bytes a body layout holds."""
     return sum(p.length if isinstance(p, ByteRange) else len(p) for p in parts)
+
+
+# --------------------------------------------------------------------------- site headers
+
+
+class HeadRules(NamedTuple):
+    """The headers every response of the site gets, and the ones they replace."""
+
+    fields: Fields  # configured: Cache-Control, CORS, --header
+    uncacheable: Fields  # the same with Cache-Control: no-store instead
+    replaced: frozenset[bytes]  # lower-cased names whose server-made lines are dropped
+    # Lower-cased names of the defaults (Cache-Control, --cors) a response's own line
+    # of the same name (from `_headers`) replaces; --header values are never replaced.
+    defaults: frozenset[bytes] = frozenset()
+
+
+def head_rules(cache_control: str, cors: bool, headers: Sequence[tuple[str, str]]) -> HeadRules:
+    """What `Site.finish_head` adds: ``--header`` values win over the defaults and the server's."""
+    own = {name.lower() for name, _ in headers}
+    fields = [
+        (name, value)
+        for name, value in (
+            ("Cache-Control", cache_control),
+            ("Access-Control-Allow-Origin", "*" if cors else ""),
+        )
+        if value and name.lower() not in own
+    ]
+    fields.extend(headers)
+    uncacheable = [(n, v) for n, v in fields if n.lower() != "cache-control"]
+    if "cache-control" not in own:
+        uncacheable.append(("Cache-Control", "no-store"))
+    replaced = frozenset(name.lower().encode("latin-1") for name, _ in headers)
+    defaults = frozenset(
+        name.lower().encode("latin-1") for name, _ in fields if name.lower() not in own
+    )
+    return HeadRules(tuple(fields), tuple(uncacheable), replaced, defaults)
 
 
 # --------------------------------------------------------------------------- targets

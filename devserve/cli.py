@@ -165,6 +165,27 @@ ShowHiddenOption = Annotated[
 FollowSymlinksOption = Annotated[
     bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead outside the folder.")
 ]
+CleanUrlsOption = Annotated[
+    bool,
+    typer.Option(
+        "--clean-urls",
+        help="Redirect /about.html and /about/ to /about (308), as Cloudflare Pages does "
+        "(/about serves about.html either way).",
+    ),
+]
+NoHostFilesOption = Annotated[
+    bool,
+    typer.Option("--no-host-files", help="Ignore the _redirects and _headers files at the root."),
+]
+NotFoundPageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--404",
+        metavar="FILE",
+        help="Page in the folder served, with status 404, for missing paths. "
+        "[default: 404.html, if there is one]",
+    ),
+]
 TlsCertOption = Annotated[
     Path | None,
     typer.Option("--tls-cert", metavar="FILE", help="Serve HTTPS with this certificate (PEM)."),
@@ -236,6 +257,9 @@ def serve(
     no_listing: NoListingOption = False,
     show_hidden: ShowHiddenOption = False,
     follow_symlinks: FollowSymlinksOption = False,
+    clean_urls: CleanUrlsOption = False,
+    no_host_files: NoHostFilesOption = False,
+    not_found_page: NotFoundPageOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     tls_password_file: TlsPasswordOption = None,
@@ -262,6 +286,9 @@ def serve(
             no_listing=no_listing,
             show_hidden=show_hidden,
             follow_symlinks=follow_symlinks,
+            clean_urls=clean_urls,
+            no_host_files=no_host_files,
+            not_found_page=not_found_page,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_password_file=tls_password_file,
@@ -344,6 +371,9 @@ def cgi(
     no_listing: NoListingOption = False,
     show_hidden: ShowHiddenOption = False,
     follow_symlinks: FollowSymlinksOption = False,
+    clean_urls: CleanUrlsOption = False,
+    no_host_files: NoHostFilesOption = False,
+    not_found_page: NotFoundPageOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     tls_password_file: TlsPasswordOption = None,
@@ -381,6 +411,9 @@ def cgi(
             no_listing=no_listing,
             show_hidden=show_hidden,
             follow_symlinks=follow_symlinks,
+            clean_urls=clean_urls,
+            no_host_files=no_host_files,
+            not_found_page=not_found_page,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_password_file=tls_password_file,
@@ -411,6 +444,9 @@ def _serve_config(
     no_listing: bool,
     show_hidden: bool,
     follow_symlinks: bool,
+    clean_urls: bool,
+    no_host_files: bool,
+    not_found_page: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_password_file: Path | None,
@@ -439,6 +475,9 @@ def _serve_config(
         listing=not no_listing,
         show_hidden=show_hidden,
         follow_symlinks=follow_symlinks,
+        host_files=not no_host_files,
+        clean_urls=clean_urls,
+        not_found_page=not_found_page,
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_password_file=tls_password_file,
@@ -509,6 +548,7 @@ def check(
     follow_symlinks: FollowSymlinksOption = False,
     spa: SpaOption = False,
     no_listing: NoListingOption = False,
+    no_host_files: NoHostFilesOption = False,
     cgi_dir: Annotated[
         list[str] | None,
         typer.Option(
@@ -540,9 +580,9 @@ def check(
 ) -> None:
     """Check DIRECTORY for what would go wrong if it were served with these options.
 
-    Exposed secrets, symlinks, broken links, MIME types, live reload, CGI scripts
-    and file names. Exit status: 0 no errors, 1 errors (with --strict, warnings
-    too), 2 bad usage.
+    Exposed secrets, symlinks, broken links, MIME types, live reload, CGI scripts,
+    file names, and the _redirects and _headers files. Exit status: 0 no errors,
+    1 errors (with --strict, warnings too), 2 bad usage.
     """
     import sys
 
@@ -559,6 +599,7 @@ def check(
             spa=spa,
             listing=not no_listing,
             cgi_directories=tuple(cgi_dir or ()),
+            host_files=not no_host_files,
             ignore=parse_ignore(ignore or ()),
         )
         progress = CheckProgress(errors)

@@ -159,6 +159,10 @@ class ServeConfig:
     log_format: LogFormat = "pretty"
     cgi: CGIConfig | None = None
     reload: ReloadConfig | None = None
+    # How static hosts serve a site (README: "Preview a site as it will be hosted").
+    host_files: bool = True  # honour _redirects and _headers at the root
+    clean_urls: bool = False  # redirect /about.html (and /about/) to /about
+    not_found_page: str | None = None  # --404: a page in the folder; None: 404.html if there
     # Limits that keep slow, idle and flooding clients in check.
     idle_timeout: float = 30.0  # seconds a kept-alive connection may sit idle
     # Beyond this, a new connection pushes out the oldest slow or idle one, or gets 503.
@@ -182,6 +186,8 @@ class ServeConfig:
             raise BadInput(f"unknown log format {self.log_format!r}")
         for name, value in self.headers:
             check_header(name, value)
+        if self.not_found_page is not None:
+            check_page_path(self.not_found_page)
 
     @property
     def max_connections_per_client(self) -> int:
@@ -216,6 +222,15 @@ def check_header(name: str, value: str) -> None:
     if name.lower() in FRAMING_HEADERS:
         raise BadInput(
             f"--header {name!r} is not allowed: the server sets it for each response itself"
+        )
+
+
+def check_page_path(page: str) -> None:
+    """Refuse a ``--404`` page that is not a relative path inside the folder (ServeError)."""
+    parts = page.replace("\\", "/").split("/")
+    if not page or "\x00" in page or page.startswith("/") or ".." in parts or not parts[-1]:
+        raise ServeError(
+            f"--404 must name a file inside the served folder, like 404.html (not {page!r})"
         )
 
 

@@ -26,13 +26,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from devserve import __version__
 from devserve._files import Policy
 from devserve._handler_dev import CGIContext, DevCGIHandler, DevHandler, HandlerContext
+from devserve._host_files import HostFiles
 from devserve._io import CLIENT_GONE
 from devserve._loop import LoopHTTPServer
 from devserve._net import lan_addresses, url_host
-from devserve._site import Site, head_rules
+from devserve._site import Site
+from devserve._static_rules import head_rules
 from devserve.config import (
     CGI_BASE_ENV,
     DEFAULT_PORT,
+    FRAMING_HEADERS,
     LOOPBACK,
     PORT_SEARCH,
     BadInput,
@@ -249,7 +252,9 @@ def handler_context(
         tuple(handler.index_pages),
         config.listing,
         "index.html" if config.spa else None,
+        try_html=True,  # /about serves about.html, as static hosts do
     )
+    host = HostFiles(policy, FRAMING_HEADERS, notice) if config.host_files else None
     site = Site(
         policy,
         head=head_rules(config.cache_control, config.cors, config.headers),
@@ -260,6 +265,9 @@ def handler_context(
         cgi_directories=cgi.directories if cgi is not None else (),
         hub=hub,
         notice=notice,
+        host=host,
+        clean_urls=config.clean_urls,
+        not_found_page=not_found_path(config, root),
     )
     cgi_context = None
     if cgi is not None:
@@ -285,6 +293,11 @@ def handler_context(
         quiet=config.quiet,
         cgi=cgi_context,
     )
+
+
+def not_found_path(config: ServeConfig, root: Path) -> str:
+    """Where the page served with a 404 is: ``--404`` (inside the folder), else 404.html."""
+    return os.path.normpath(os.path.join(root, config.not_found_page or "404.html"))
 
 
 def check_directory(directory: Path) -> Path:
@@ -337,6 +350,8 @@ def create_server(
     An explicit busy port is an error; a busy default moves on to the next free one.
     """
     root = check_directory(config.directory)
+    if config.not_found_page is not None and not os.path.isfile(not_found_path(config, root)):
+        raise ServeError(f"--404 page not found: {not_found_path(config, root)}")
     tls = _tls_options(config)
     hub = None
     if config.reload is not None:
@@ -495,6 +510,12 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         options.append("symlinks leave the root")
     if config.headers:
         options.append(f"{len(config.headers)} extra header(s)")
+    if config.clean_urls:
+        options.append("clean URLs")
+    if not config.host_files:
+        options.append("no host files")
+    if config.not_found_page is not None:
+        options.append(f"404 page: {config.not_found_page}")
     if config.cgi is not None:
         options.append(f"cgi: {', '.join(config.cgi.directories)} ({config.cgi.timeout:g} s)")
     if config.reload is not None:
@@ -549,6 +570,9 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
             watcher = start_watcher(config, check_directory(config.directory), hub, reporter)
         info = ready_info(config, server, moved)
         reporter.ready(info)
+        host = server.context.site.host
+        if host is not None:
+            host.current()  # read the rule files now: their problems are logged at start-up
         if fitted_from is not None:
             reporter(LogEvent(time.time(), "warning", descriptor_warning(config, fitted_from)))
         if config.open_browser:

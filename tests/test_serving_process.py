@@ -149,7 +149,7 @@ def test_404_suggests_the_closest_path(site: Path) -> None:
         status, _, body = fetch(url + "about.html")
         assert status == 404
         assert b'Did you mean <a href="./About.html">/About.html</a>?' in body
-        assert fetch(url + "docs/guide")[0] == 404
+        assert fetch(url + "docs/guide.htm")[0] == 404  # docs/guide serves guide.html
         log = stop_and_read(process)
     assert "GET /about.html 404" in log
     assert "did you mean /About.html" in log

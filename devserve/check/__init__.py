@@ -18,6 +18,7 @@ The modules, in the order a check uses them:
 - `markup`: references in HTML and CSS, page encodings, URL resolution.
 - `pages`: pages and stylesheets: links, content types, live reload.
 - `cgi_scripts`: what would stop a CGI script from running.
+- `host_files`: the ``_redirects`` and ``_headers`` files, and what their rules do.
 
 Invariants:
 - Nothing here prints, exits, or touches the network: external URLs are never fetched.

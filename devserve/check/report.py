@@ -41,6 +41,8 @@ class CheckConfig:
     listing: bool = True
     # URL folders as `devserve cgi --cgi-dir` takes them; empty: `devserve serve`.
     cgi_directories: tuple[str, ...] = ()
+    # _redirects and _headers at the root are read, as `serve` reads them (--no-host-files).
+    host_files: bool = True
     ignore: frozenset[str] = frozenset()
     # None: read from /proc/sys/fs/inotify/max_user_watches (no DS504 without it).
     watch_limit: int | None = None

@@ -2,7 +2,8 @@
 
 Invariants:
 - A code is ``DS`` and three digits; the hundreds say the family (1 exposure,
-  2 symlinks, 3 links, 4 content types, 5 live reload, 6 CGI, 7 names). Codes
+  2 symlinks, 3 links, 4 content types, 5 live reload, 6 CGI, 7 names, 8 host
+  files: ``_redirects`` and ``_headers``). Codes
   are sorted and unique here, and never renumbered or reused: reports and
   ``--ignore`` lists name them.
 - A code's severity is fixed here, whatever the tree; the README's table says
@@ -217,6 +218,43 @@ RULES: tuple[Rule, ...] = (
         "warning",
         "link to a name with a space that does not percent-encode it",
         "write the space as %20 in the link",
+    ),
+    # -- DS8xx host files: _redirects and _headers at the root (unless --no-host-files)
+    Rule(
+        "DS801",
+        "error",
+        "host file line not understood: ignored",
+        "write the line as Netlify and Cloudflare Pages read it (README: supported subset)",
+    ),
+    Rule(
+        "DS802",
+        "error",
+        "_redirects status no rule can give: the rule is ignored",
+        "use 301, 302, 303, 307, 308 (redirects), 200 (rewrite) or 404",
+    ),
+    Rule(
+        "DS803",
+        "info",
+        "host feature devserve does not preview (conditions, proxying, a host in the rule)",
+        "try it on the host: devserve ignores the line",
+    ),
+    Rule(
+        "DS804",
+        "error",
+        "redirect loop: the rules send a request back where it started",
+        "change one of the rules so the chain ends on a page",
+    ),
+    Rule(
+        "DS805",
+        "warning",
+        "_redirects rule that never matches: an earlier rule matches first",
+        "move it above the earlier rule, or remove it",
+    ),
+    Rule(
+        "DS806",
+        "error",
+        "_redirects destination not found locally (404)",
+        "fix the destination, or add the page",
     ),
 )
 CODES: dict[str, Rule] = {rule.code: rule for rule in RULES}

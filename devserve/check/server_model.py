@@ -72,6 +72,7 @@ def serve_config(config: CheckConfig, root: str) -> ServeConfig:
             listing=config.listing,
             show_hidden=config.show_hidden,
             follow_symlinks=config.follow_symlinks,
+            host_files=config.host_files,
             quiet=True,
             cgi=cgi,
         )

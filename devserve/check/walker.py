@@ -42,6 +42,7 @@ from devserve.check.exposure import (
     exposure,
     file_secrets,
 )
+from devserve.check.host_files import HostFileChecker
 from devserve.check.pages import PageChecker, file_type_problem
 from devserve.check.report import (
     CheckConfig,
@@ -148,6 +149,7 @@ class Walker:
         self.progress("scan", self._scanned, self._scanned)
         self._check_watch_limit()
         self.script_checker.check_folders()
+        HostFileChecker(self.server, self.findings).check()
         total = len(self.pages) + len(self.stylesheets)
         done = 0
         for check_one, items in (
