@@ -19,21 +19,25 @@ from devserve.config import (
     BadInput,
     parse_count,
     parse_port,
+    parse_proxy,
     parse_seconds,
     parse_size,
     size_text,
 )
 from devserve.config import CGIConfig as _CGIDefaults
+from devserve.config import ProxyConfig as _ProxyDefaults
 from devserve.config import ServeConfig as _ServeDefaults
 
 if TYPE_CHECKING:
-    from devserve.config import CGIConfig, ServeConfig
+    from devserve._proxy import ProxyRoute
+    from devserve.config import CGIConfig, ProxyConfig, ServeConfig
 
 # The configuration's defaults, shown by --help (devserve.config is cheap to import).
 IDLE_TIMEOUT = _ServeDefaults.idle_timeout
 MAX_CONNECTIONS = _ServeDefaults.max_connections
 CGI_TIMEOUT = _CGIDefaults.timeout
 CGI_MAX_BODY = _CGIDefaults.max_body
+PROXY_TIMEOUT = _ProxyDefaults.timeout
 
 app = typer.Typer(
     name="devserve",
@@ -243,6 +247,57 @@ IgnoreOption = Annotated[
 ]
 
 
+# ---------------------------------------------------------------- --proxy (issue 14)
+# Forward requests under a URL prefix to a backend server (serve and cgi alike);
+# devserve.config.ProxyConfig holds what they say. README: "Proxy: --proxy".
+ProxyOption = Annotated[
+    list[Any] | None,  # ProxyRoute (devserve._proxy, imported only when used)
+    typer.Option(
+        "--proxy",
+        metavar="PREFIX=URL",
+        parser=_parsed_by(parse_proxy, "--proxy"),
+        help="Forward requests under PREFIX to the http:// or https:// backend URL "
+        "(repeatable). A URL without a path keeps the request's path "
+        "(/api=http://127.0.0.1:5000: /api/x goes to /api/x); a URL with one, even /, "
+        "replaces the prefix (/api/=http://127.0.0.1:5000/: /api/x goes to /x).",
+    ),
+]
+ProxyKeepHostOption = Annotated[
+    bool,
+    typer.Option(
+        "--proxy-keep-host", help="Send backends the client's Host header, not their own."
+    ),
+]
+ProxyTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--proxy-timeout",
+        metavar="SECONDS",
+        parser=_parsed_by(parse_seconds, "--proxy-timeout"),
+        help="Answer 504 when a backend sends no response for this long; also the most a "
+        "response or a WebSocket may stay silent.",
+    ),
+]
+ProxyCaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--proxy-ca",
+        metavar="FILE",
+        help="Trust the certificates in FILE (PEM) for https:// backends, such as a "
+        "self-signed one.",
+    ),
+]
+
+
+def _proxy_options(
+    routes: list[ProxyRoute] | None, keep_host: bool, timeout: float, ca: Path | None
+) -> ProxyConfig | None:
+    """The --proxy options as the configuration holds them (BadInput if they are bad)."""
+    from devserve.config import proxy_config
+
+    return proxy_config(tuple(routes or ()), keep_host, timeout, ca)
+
+
 @app.command()
 def serve(
     directory: Directory = Path("."),
@@ -270,6 +325,10 @@ def serve(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    proxy: ProxyOption = None,
+    proxy_keep_host: ProxyKeepHostOption = False,
+    proxy_timeout: ProxyTimeoutOption = PROXY_TIMEOUT,
+    proxy_ca: ProxyCaOption = None,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
     config = _configured(
@@ -300,6 +359,7 @@ def serve(
             watch=watch,
             ignore=ignore,
             cgi=None,
+            proxy=_proxy_options(proxy, proxy_keep_host, proxy_timeout, proxy_ca),
         )
     )
     _serve(config)
@@ -384,6 +444,10 @@ def cgi(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    proxy: ProxyOption = None,
+    proxy_keep_host: ProxyKeepHostOption = False,
+    proxy_timeout: ProxyTimeoutOption = PROXY_TIMEOUT,
+    proxy_ca: ProxyCaOption = None,
 ) -> None:
     """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
 
@@ -425,6 +489,7 @@ def cgi(
             watch=watch,
             ignore=ignore,
             cgi=gateway,
+            proxy=_proxy_options(proxy, proxy_keep_host, proxy_timeout, proxy_ca),
         )
 
     _serve(_configured(build))
@@ -458,6 +523,7 @@ def _serve_config(
     watch: list[Path] | None,
     ignore: list[str] | None,
     cgi: CGIConfig | None,
+    proxy: ProxyConfig | None = None,
 ) -> ServeConfig:
     """The configuration the options of `serve` (and `cgi`) describe; ServeError if bad."""
     from devserve.config import ServeConfig, parse_header, reload_config
@@ -487,6 +553,7 @@ def _serve_config(
         reload=reload_config(reload, tuple(watch or ()), tuple(ignore or ())),
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        proxy=proxy,
     )
 
 

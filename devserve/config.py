@@ -14,7 +14,10 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from devserve._proxy import ProxyRoute
 
 DEFAULT_PORT = 8000
 # How many ports after the default are tried when it is busy.
@@ -136,6 +139,33 @@ class ReloadConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    """What ``--proxy PREFIX=URL`` adds: routes to backends, and how requests are forwarded.
+
+    README: "Proxy: --proxy". Routes come from `parse_proxy`.
+    """
+
+    routes: tuple[ProxyRoute, ...]
+    keep_host: bool = False  # send the client's Host, not the backend's
+    # Seconds a backend may take to answer, and to send each piece of a response
+    # (and the most a WebSocket tunnel may stay silent both ways).
+    timeout: float = 60.0
+    connect_timeout: float = 5.0  # seconds to connect to a backend
+    ca: Path | None = None  # certificates trusted for https:// backends (PEM)
+
+    def __post_init__(self) -> None:
+        from devserve._proxy import duplicate_prefixes
+
+        if not self.routes:
+            raise BadInput("--proxy-keep-host, --proxy-timeout and --proxy-ca need --proxy")
+        duplicates = duplicate_prefixes(self.routes)
+        if duplicates:
+            raise BadInput(f"--proxy: the prefix is given twice: {duplicates[0]}")
+        if self.timeout <= 0 or self.connect_timeout <= 0:
+            raise BadInput("--proxy-timeout must be more than 0 seconds")
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     """Everything `devserve serve` can be told; the CLI builds one and calls `serve`."""
 
@@ -168,6 +198,8 @@ class ServeConfig:
     # Beyond this, a new connection pushes out the oldest slow or idle one, or gets 503.
     max_connections: int = 1024
     request_timeout: float = 10.0  # seconds for a request line and headers to arrive
+    # --proxy PREFIX=URL: requests under a prefix go to a backend (README: "Proxy: --proxy").
+    proxy: ProxyConfig | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -250,6 +282,28 @@ def parse_env(text: str) -> tuple[str, str]:
     if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
         raise BadInput(f"malformed --env {text!r} (expected NAME=VALUE)")
     return name, value
+
+
+def parse_proxy(text: str, option: str = "--proxy") -> ProxyRoute:
+    """A ``--proxy PREFIX=URL`` option as a route, or BadInput saying what is wrong."""
+    from devserve._proxy import BadRoute, parse_route
+
+    try:
+        return parse_route(text)
+    except BadRoute as error:
+        raise BadInput(f"{option} {text!r}: {error}") from None
+
+
+def proxy_config(
+    routes: tuple[ProxyRoute, ...] | list[ProxyRoute] = (),
+    keep_host: bool = False,
+    timeout: float = ProxyConfig.timeout,
+    ca: Path | None = None,
+) -> ProxyConfig | None:
+    """The ``--proxy`` options as a ProxyConfig (None without routes), or BadInput."""
+    if not routes and not keep_host and timeout == ProxyConfig.timeout and ca is None:
+        return None
+    return ProxyConfig(tuple(routes), keep_host=keep_host, timeout=timeout, ca=ca)
 
 
 def reload_config(
