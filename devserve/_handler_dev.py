@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devserve._handler_base import Body
 from devserve._handler_cgi import CGIHTTPRequestHandler
@@ -25,6 +25,9 @@ from devserve._paths import SymlinkPolicy
 from devserve._scripts import ScriptGroup
 from devserve._site import Reply, Site, site_request
 from devserve.events import Journal, RequestRecord
+
+if TYPE_CHECKING:
+    from devserve._upstream import Proxy
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class HandlerContext:
     cors: bool
     quiet: bool
     cgi: CGIContext | None = None
+    # --proxy: routes and backend connections (None: nothing is forwarded).
+    proxy: Proxy | None = None
 
 
 class DevHandler(SimpleHTTPRequestHandler):
@@ -126,6 +131,24 @@ class DevHandler(SimpleHTTPRequestHandler):
                 note=self._note,
             )
         )
+
+    def _dispatch(self, command: str) -> Callable[[], None] | None:
+        """A request a ``--proxy`` route claims is forwarded, whatever its method."""
+        proxy = self.context.proxy
+        if proxy is not None and not self._simple_request:
+            forward = proxy.routes.forward(self.path)
+            if forward is not None:
+                from devserve._handler_proxy import relay
+
+                return lambda: relay(self, proxy, forward)
+        return super()._dispatch(command)
+
+    def handle_expect_100(self) -> bool:
+        """Keeps the documented contract; a forwarded request waits for its backend's 100."""
+        proxy = self.context.proxy
+        if proxy is not None and proxy.routes.forward(self.path) is not None:
+            return True  # devserve._handler_proxy relays the backend's answer
+        return super().handle_expect_100()
 
     def send_head(self) -> Body | None:
         """Keeps the documented contract; a request the site serves gets the site's reply.

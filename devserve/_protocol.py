@@ -142,6 +142,11 @@ def parse_field_lines(lines: list[bytes]) -> list[tuple[str, str]]:
     return fields
 
 
+def has_obs_fold(lines: list[bytes]) -> bool:
+    """Whether header lines read by `parse_field_lines` held an obs-fold continuation."""
+    return any(line[:1] in (b" ", b"\t") for line in lines)
+
+
 def head_end(buf: bytes | bytearray) -> int:
     """The index just past the blank line ending a request head, or -1 if it has not come.
 

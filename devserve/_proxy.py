@@ -412,6 +412,10 @@ def response_fields(fields: Iterable[tuple[str, str]], forward: Forward) -> Fiel
     for index, (name, value) in enumerate(out):
         if name.lower() == "location":
             out[index] = (name, public_location(value, forward.route))
+    via = [(name, value) for name, value in out if name.lower() == "via"]
+    if via:
+        out = [(name, value) for name, value in out if name.lower() != "via"]
+    out.append(("Via", _joined(via, "via", VIA)))
     return out
 
 
@@ -447,6 +451,41 @@ def public_location(location: str, route: ProxyRoute) -> str:
 
 def _below(path: str, key: str) -> bool:
     return path.startswith(key) and (len(path) == len(key) or path[len(key)] == "/")
+
+
+def refused_request(fields: Sequence[tuple[str, str]], folded: bool) -> tuple[int, str] | None:
+    """Why a request that `devserve._protocol` accepted is still not forwarded, or None.
+
+    A proxy passes a message on to a parser it does not know, so anything two
+    parsers could read differently is refused (status, reason): a header line
+    folded onto the one before (RFC 9112 5.2), ``Content-Length`` together with
+    ``Transfer-Encoding`` (RFC 9112 6.1: a smuggling attempt), and a transfer
+    coding other than ``chunked`` alone (devserve could not re-frame it).
+    """
+    if folded:
+        return 400, "Folded header line (obs-fold)"
+    names = {name.lower() for name, _ in fields}
+    if "transfer-encoding" not in names:
+        return None
+    if "content-length" in names:
+        return 400, "Content-Length with Transfer-Encoding"
+    codings = [
+        item.strip().lower()
+        for name, value in fields
+        if name.lower() == "transfer-encoding"
+        for item in value.split(",")
+    ]
+    if codings != ["chunked"]:
+        return 501, "Transfer-Encoding other than chunked"
+    return None
+
+
+def expects_continue(fields: Iterable[tuple[str, str]]) -> bool:
+    """Whether the client waits for ``100 Continue`` before sending its body."""
+    return any(
+        name.lower() == "expect" and value.strip().lower() == "100-continue"
+        for name, value in fields
+    )
 
 
 # --------------------------------------------------------------------------- responses
@@ -513,6 +552,41 @@ def response_body(
             raise BadResponse("Content-Length too large")
         return ResponseBody("length", int(lengths[0]))
     return ResponseBody("close", last=True)
+
+
+class ClientFraming(NamedTuple):
+    """How a relayed response is framed for the client."""
+
+    kind: Literal["none", "length", "chunked", "close"]
+    length: int | None = None  # the Content-Length sent (also for HEAD and 304)
+
+
+def client_framing(
+    body: ResponseBody,
+    status: int,
+    method: str,
+    fields: Sequence[tuple[str, str]],
+    chunked_ok: bool,
+) -> ClientFraming:
+    """The framing of the response devserve sends for a backend's response.
+
+    A length is kept; a chunked or close-delimited body goes to the client
+    chunked when it reads HTTP/1.1 (``chunked_ok``), else it ends with the
+    connection. A body-less answer to HEAD, or a 304, keeps the backend's
+    length when it is one plain number (it describes the representation, not
+    this message); no other response without a body has one.
+    """
+    if body.kind == "length":
+        return ClientFraming("length", body.length)
+    if body.kind != "none":
+        return ClientFraming("chunked" if chunked_ok else "close")
+    if method == "HEAD" or status == 304:
+        lengths = {value.strip() for name, value in fields if name.lower() == "content-length"}
+        if len(lengths) == 1:
+            (length,) = lengths
+            if length.isascii() and length.isdigit() and len(length) <= 18:
+                return ClientFraming("none", int(length))
+    return ClientFraming("none")
 
 
 def backend_keeps_alive(

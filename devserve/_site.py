@@ -88,6 +88,7 @@ from devserve._suggestion_table import SuggestionTable, decoded_path
 
 if TYPE_CHECKING:
     from devserve._host_files import HostFiles, HostState
+    from devserve._proxy import Routes
     from devserve.reload.hub import ReloadHub
 
 _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
@@ -173,6 +174,7 @@ class Site:
         host: HostFiles | None = None,
         clean_urls: bool = False,
         not_found_page: str | None = None,
+        routes: Routes | None = None,
     ) -> None:
         self.policy = policy
         self.root = policy.root
@@ -192,6 +194,7 @@ class Site:
         self._hidden = host.paths if host is not None else frozenset()
         self.clean_urls = clean_urls  # /about.html and /about/ redirect to /about
         self.not_found_page = not_found_page  # served with 404 when it exists (404.html)
+        self.routes = routes  # --proxy: targets a backend answers (None: no routes)
         self.suggestions = SuggestionTable(policy, table.max_bytes // 8, self._hidden)
         self.listings = ListingPages()
         self._memo: dict[tuple[str, int, int, int], _Facts] = {}
@@ -202,9 +205,13 @@ class Site:
     def answers(self, method: str, target: str) -> bool:
         """Whether a request with this method and target is the site's to answer.
 
-        CGI paths, the live-reload event stream and other methods are not.
+        CGI paths, the live-reload event stream, targets a ``--proxy`` route
+        claims and other methods are not.
         """
         if method not in ("GET", "HEAD"):
+            return False
+        routes = self.routes
+        if routes is not None and routes.claims(target):
             return False
         if self.cgi_directories and self.is_cgi(target):
             return False
@@ -397,11 +404,32 @@ class Site:
         parts = (body,) if request.method == "GET" else ()
         return Reply(status, fields, parts, None, found.kind, uncacheable=True)
 
-    def _snippet(self, target: str, seq: int) -> str:
+    def _snippet(self, target: str, seq: int, posted: bool = False) -> str:
         from devserve.reload.inject import reload_snippet, root_prefix
 
         assert self.hub is not None
-        return reload_snippet(root_prefix(target), self.hub.server_id, seq)
+        return reload_snippet(root_prefix(target), self.hub.server_id, seq, posted)
+
+    def takes_script(self, request: SiteRequest) -> bool:
+        """Whether a page answering ``request`` (from anywhere: a backend, say) gets the
+        reload script: with --reload, for a page being displayed (GET, or a form's POST)."""
+        return self.hub is not None and request.method in ("GET", "POST") and _navigation(request)
+
+    def inject_script(self, target: str, page: bytes, ctype: str, seq: int, posted: bool) -> bytes:
+        """``page`` (HTML of type ``ctype``, asked for as ``target``) with the reload script
+        in it, or as it is when it cannot take one (said once per target).
+
+        ``seq``: the change count when the request arrived; ``posted``: the page
+        answered a POST (the script reloads it with a GET).
+        """
+        from devserve.reload.inject import CannotInject, charset_of, inject_html
+
+        try:
+            return inject_html(page, self._snippet(target, seq, posted), charset_of(ctype))
+        except CannotInject as error:
+            path = _url_path(target)
+            self._notice_not_injected(f"not-injected {path}", path, str(error))
+            return page
 
     def _listing(self, request: SiteRequest, found: Found, seq: int) -> Reply:
         """The listing page: remembered briefly, as sizes and dates change inside the folder."""
@@ -577,9 +605,12 @@ class Site:
 
     def _say_not_injected(self, found: Found, path: str, why: str) -> None:
         """Said once per file (not per spelling of its URL): ``path`` is how it was asked for."""
+        self._notice_not_injected(f"not-injected {found.path}", path, why)
+
+    def _notice_not_injected(self, key: str, path: str, why: str) -> None:
         if self.notice is not None:
             self.notice(
-                f"not-injected {found.path}",
+                key,
                 f"live reload: {path} has no reload script ({why}); it will not refresh by itself",
             )
 

@@ -52,6 +52,7 @@ from devserve.limits import descriptor_warning, fit_descriptors
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
+    from devserve._upstream import Proxy
     from devserve.reload.hub import ReloadHub
     from devserve.reload.watcher import Change, ChangeWatcher
 
@@ -187,6 +188,13 @@ class _Reporting(HTTPServer):
         if not isinstance(sys.exc_info()[1], CLIENT_GONE):
             self.reporting.failed(str(client_address[0]), traceback.format_exc())
 
+    def service_actions(self) -> None:
+        """Called by serve_forever every turn: backend connections idle too long are closed."""
+        proxy = self.context.proxy
+        if proxy is not None:
+            proxy.sweep()
+        super().service_actions()
+
 
 class DevServer(_Reporting, LoopHTTPServer):
     """`devserve serve`'s server: the event loop answers what the site serves."""
@@ -245,6 +253,7 @@ def handler_context(
     """What devserve's handlers and event loop read: the site and the handler settings."""
     handler = _handler_class(config)
     cgi = config.cgi
+    proxy = _proxy(config, hub)
     policy = Policy(
         str(root),
         "always" if config.follow_symlinks else "inside",
@@ -268,6 +277,7 @@ def handler_context(
         host=host,
         clean_urls=config.clean_urls,
         not_found_page=not_found_path(config, root),
+        routes=proxy.routes if proxy is not None else None,
     )
     cgi_context = None
     if cgi is not None:
@@ -292,7 +302,26 @@ def handler_context(
         cors=config.cors,
         quiet=config.quiet,
         cgi=cgi_context,
+        proxy=proxy,
     )
+
+
+def _proxy(config: ServeConfig, hub: ReloadHub | None) -> Proxy | None:
+    """The routes and backend connections for --proxy (None without it), or BadInput."""
+    if config.proxy is None:
+        return None
+    from devserve._upstream import Proxy
+
+    reserved = None
+    if hub is not None:
+        from devserve.reload.inject import RESERVED_PREFIX
+
+        reserved = RESERVED_PREFIX  # live reload's own paths are never forwarded
+    try:
+        return Proxy(config.proxy, reserved)
+    except OSError as error:  # --proxy-ca unreadable or not certificates (ssl.SSLError)
+        detail = getattr(error, "reason", None) or error.strerror or error
+        raise BadInput(f"cannot use --proxy-ca {config.proxy.ca}: {detail}") from None
 
 
 def not_found_path(config: ServeConfig, root: Path) -> str:
@@ -586,6 +615,8 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
         _drain(server, hurry)
         if server.context.cgi is not None:
             server.context.cgi.scripts.end_all()  # and whatever they left running
+        if server.context.proxy is not None:
+            server.context.proxy.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = stats.summary()

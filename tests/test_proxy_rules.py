@@ -8,18 +8,22 @@ from devserve._proxy import (
     BadResponse,
     BadRoute,
     Client,
+    ClientFraming,
     ProxyRoute,
     ResponseBody,
     Routes,
     backend_keeps_alive,
     client_address,
+    client_framing,
     duplicate_prefixes,
     end_to_end,
+    expects_continue,
     forwarded_element,
     normalize_path,
     parse_route,
     parse_status_line,
     public_location,
+    refused_request,
     request_fields,
     response_body,
     response_fields,
@@ -416,7 +420,122 @@ def test_response_fields_drop_hop_by_hop_and_framing_and_rewrite_location() -> N
         ("Location", "/strip/next"),
         ("Set-Cookie", "a=1"),
         ("Set-Cookie", "b=2"),
+        ("Via", "1.1 devserve"),
     ]
+
+
+def test_response_fields_extend_the_backends_via() -> None:
+    forward = ROUTES.forward("/strip/x")
+    assert forward is not None
+    fields = [("Via", "1.1 cache"), ("X", "1"), ("via", "1.0 edge")]
+    assert response_fields(fields, forward) == [
+        ("X", "1"),
+        ("Via", "1.1 cache, 1.0 edge, 1.1 devserve"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "folded", "refused"),
+    [
+        ([("Content-Length", "5")], False, None),
+        ([("Transfer-Encoding", "chunked")], False, None),
+        ([("Transfer-Encoding", " Chunked ")], False, None),
+        ([("X", "a b")], True, (400, "Folded header line (obs-fold)")),
+        (
+            [("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+            False,
+            (400, "Content-Length with Transfer-Encoding"),
+        ),
+        (
+            [("transfer-encoding", "chunked"), ("content-length", "0")],
+            False,
+            (400, "Content-Length with Transfer-Encoding"),
+        ),
+        (
+            [("Transfer-Encoding", "gzip, chunked")],
+            False,
+            (501, "Transfer-Encoding other than chunked"),
+        ),
+        (
+            [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
+            False,
+            (501, "Transfer-Encoding other than chunked"),
+        ),
+    ],
+)
+def test_refused_request(
+    fields: list[tuple[str, str]], folded: bool, refused: tuple[int, str] | None
+) -> None:
+    assert refused_request(fields, folded) == refused
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ([("Expect", "100-continue")], True),
+        ([("expect", " 100-Continue ")], True),
+        ([("Expect", "something-else")], False),
+        ([], False),
+    ],
+)
+def test_expects_continue(fields: list[tuple[str, str]], expected: bool) -> None:
+    assert expects_continue(fields) is expected
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "method", "fields", "chunked_ok", "framing"),
+    [
+        (ResponseBody("length", 12), 200, "GET", [], True, ClientFraming("length", 12)),
+        (ResponseBody("length", 12), 200, "GET", [], False, ClientFraming("length", 12)),
+        (ResponseBody("chunked"), 200, "GET", [], True, ClientFraming("chunked")),
+        (ResponseBody("chunked"), 200, "GET", [], False, ClientFraming("close")),
+        (ResponseBody("close", last=True), 200, "GET", [], True, ClientFraming("chunked")),
+        (ResponseBody("close", last=True), 200, "GET", [], False, ClientFraming("close")),
+        (
+            ResponseBody("none"),
+            200,
+            "HEAD",
+            [("Content-Length", "42")],
+            True,
+            ClientFraming("none", 42),
+        ),
+        (
+            ResponseBody("none"),
+            304,
+            "GET",
+            [("Content-Length", "42")],
+            True,
+            ClientFraming("none", 42),
+        ),
+        (ResponseBody("none"), 204, "GET", [("Content-Length", "42")], True, ClientFraming("none")),
+        (
+            ResponseBody("none"),
+            200,
+            "HEAD",
+            [("Content-Length", "4, 5")],
+            True,
+            ClientFraming("none"),
+        ),
+        (
+            ResponseBody("none"),
+            200,
+            "HEAD",
+            [("Content-Length", "-1")],
+            True,
+            ClientFraming("none"),
+        ),
+        (ResponseBody("none"), 200, "HEAD", [], True, ClientFraming("none")),
+    ],
+)
+def test_client_framing(
+    body: ResponseBody,
+    status: int,
+    method: str,
+    fields: list[tuple[str, str]],
+    chunked_ok: bool,
+    framing: ClientFraming,
+) -> None:
+    assert client_framing(body, status, method, fields, chunked_ok) == framing
 
 
 # --------------------------------------------------------------------------- responses
