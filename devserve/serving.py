@@ -188,6 +188,13 @@ class _Reporting(HTTPServer):
         if not isinstance(sys.exc_info()[1], CLIENT_GONE):
             self.reporting.failed(str(client_address[0]), traceback.format_exc())
 
+    def server_close(self) -> None:
+        """Close the listening socket (the socketserver contract) and idle backend connections."""
+        super().server_close()
+        proxy = self.context.proxy
+        if proxy is not None:
+            proxy.close()
+
     def service_actions(self) -> None:
         """Called by serve_forever every turn: backend connections idle too long are closed."""
         proxy = self.context.proxy
@@ -615,8 +622,6 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
         _drain(server, hurry)
         if server.context.cgi is not None:
             server.context.cgi.scripts.end_all()  # and whatever they left running
-        if server.context.proxy is not None:
-            server.context.proxy.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = stats.summary()
