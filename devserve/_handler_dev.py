@@ -135,8 +135,12 @@ class DevHandler(SimpleHTTPRequestHandler):
     def _dispatch(self, command: str) -> Callable[[], None] | None:
         """A request a ``--proxy`` route claims is forwarded, whatever its method."""
         proxy = self.context.proxy
-        if proxy is not None and not self._simple_request:
+        if proxy is not None:
             forward = proxy.routes.forward(self.path)
+            if forward is not None and self._simple_request:
+                # HTTP/0.9 has no headers to forward or answer with: refused, never
+                # served from the folder the route hides.
+                return lambda: self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
             if forward is not None:
                 from devserve._handler_proxy import relay
 

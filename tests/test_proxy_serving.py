@@ -540,3 +540,11 @@ def test_the_cli_serves_a_route(site: Path, backend: Backend) -> None:
     ) as (_, url):
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         assert echo(port, "/api/echo/cli")["target"] == "/echo/cli"
+
+
+def test_http_09_requests_under_a_route_are_refused(site: Path, backend: Backend) -> None:
+    with proxying(config_for(site, f"/api={backend.url}")) as (port, _, _):
+        response = raw_exchange(port, b"GET /api/local.txt\r\n")
+    assert b"never served" not in response
+    assert b"505" in response
+    assert "/api/local.txt" not in [entry["target"] for entry in backend.log()]
