@@ -130,6 +130,9 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     _header_lines: list[bytes] = []  # noqa: RUF012 - replaced per request, never mutated
     # The server, when it is one of devserve's (the connection-keeping contract).
     _host: HTTPServer | None = None
+    # Set by a handler whose connection should stay with its thread between requests
+    # (the reverse proxy's: see devserve._handler_proxy), never parked in the event loop.
+    _stays_in_thread = False
 
     # -------------------------------------------------------------- connection
 
@@ -188,7 +191,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             self.close_connection = True
             self.handle_one_request()
             while not self.close_connection:
-                if parking:
+                if parking and not self._stays_in_thread:
                     assert host is not None
                     # An event-loop server takes a kept-alive connection back between requests.
                     unread = unread_input(self.rfile, self.connection, self._socket_timeout())

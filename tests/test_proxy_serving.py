@@ -543,8 +543,9 @@ def test_the_cli_serves_a_route(site: Path, backend: Backend) -> None:
 
 
 def test_http_09_requests_under_a_route_are_refused(site: Path, backend: Backend) -> None:
+    (site / "api" / "only-09.txt").write_text("never served: /api is the backend's")
     with proxying(config_for(site, f"/api={backend.url}")) as (port, _, _):
-        response = raw_exchange(port, b"GET /api/local.txt\r\n")
+        response = raw_exchange(port, b"GET /api/only-09.txt\r\n")
     assert b"never served" not in response
     assert b"505" in response
-    assert "/api/local.txt" not in [entry["target"] for entry in backend.log()]
+    assert "/api/only-09.txt" not in [entry["target"] for entry in backend.log()]
