@@ -249,7 +249,8 @@ IgnoreOption = Annotated[
 
 # ---------------------------------------------------------------- --proxy (issue 14)
 # Forward requests under a URL prefix to a backend server (serve and cgi alike);
-# devserve.config.ProxyConfig holds what they say. README: "Proxy: --proxy".
+# devserve.config.ProxyConfig holds what they say.
+# README: "Forward API calls to a backend (--proxy)".
 ProxyOption = Annotated[
     list[Any] | None,  # ProxyRoute (devserve._proxy, imported only when used)
     typer.Option(

@@ -142,7 +142,7 @@ class ReloadConfig:
 class ProxyConfig:
     """What ``--proxy PREFIX=URL`` adds: routes to backends, and how requests are forwarded.
 
-    README: "Proxy: --proxy". Routes come from `parse_proxy`.
+    README: "Forward API calls to a backend (--proxy)". Routes come from `parse_proxy`.
     """
 
     routes: tuple[ProxyRoute, ...]
@@ -198,7 +198,8 @@ class ServeConfig:
     # Beyond this, a new connection pushes out the oldest slow or idle one, or gets 503.
     max_connections: int = 1024
     request_timeout: float = 10.0  # seconds for a request line and headers to arrive
-    # --proxy PREFIX=URL: requests under a prefix go to a backend (README: "Proxy: --proxy").
+    # --proxy PREFIX=URL: requests under a prefix go to a backend
+    # (README: "Forward API calls to a backend (--proxy)").
     proxy: ProxyConfig | None = None
 
     def __post_init__(self) -> None:
