@@ -10,14 +10,18 @@ import contextlib
 import hashlib
 import http.client
 import json
+import re
 import select
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+from unittest.mock import ANY
 
 import pytest
 
@@ -549,3 +553,142 @@ def test_http_09_requests_under_a_route_are_refused(site: Path, backend: Backend
     assert b"never served" not in response
     assert b"505" in response
     assert "/api/only-09.txt" not in [entry["target"] for entry in backend.log()]
+
+
+# --------------------------------------------------------------------------- odd backends
+
+
+class RawBackend:
+    """A backend written with bare sockets, for behaviour uvicorn never shows.
+
+    Each connection is answered by ``answer(request_number_on_this_connection,
+    head)``: the bytes to send (None: close without answering; a reply without a
+    Content-Length is followed by the close). Every head and connection is counted.
+    """
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.heads: list[bytes] = []
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with sock:
+            reader = sock.makefile("rb")
+            number = 0
+            while True:
+                head = b""
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    head += line
+                if not head:
+                    return
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                if length:
+                    reader.read(int(length[1]))
+                self.heads.append(head)
+                number += 1
+                reply = self.answer(number, head)
+                if reply is None:
+                    return
+                sock.sendall(reply)
+                if b"content-length:" not in reply.lower():
+                    return  # a body without a length ends with the connection
+
+    def close(self) -> None:
+        self.listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+@contextlib.contextmanager
+def raw_backend(answer: Any) -> Iterator[RawBackend]:
+    backend = RawBackend(answer)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_a_kept_alive_connection_closed_by_the_backend_is_retried_once(site: Path) -> None:
+    # The backend answers the first request on each connection and drops the second.
+    with raw_backend(lambda number, head: OK if number == 1 else None) as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            assert request(port, "GET", "/api/a", connection=client) == (200, ANY, b"ok")
+            # Reuses the connection, which the backend drops: retried on a new one.
+            assert request(port, "GET", "/api/b", connection=client)[0::2] == (200, b"ok")
+            # A POST with a body is never sent twice: the dropped connection is a 502.
+            status, _, body = request(port, "POST", "/api/c", body=b"xyz", connection=client)
+            client.close()
+    assert status == 502
+    assert b"closed the connection without answering" in body
+    posts = [head for head in backend.heads if head.startswith(b"POST")]
+    assert len(posts) == 1
+    assert backend.connections == 2
+
+
+def test_a_close_delimited_response_is_chunked_for_the_client(site: Path) -> None:
+    def answer(number: int, head: bytes) -> bytes | None:
+        return (
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"
+            if number == 1
+            else None
+        )
+
+    with raw_backend(answer) as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            with sock:
+                sock.sendall(b"GET /api/old HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                response = read_to_end(sock)
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"\r\nTransfer-Encoding: chunked\r\n" in head
+    assert body == b"d\r\nuntil the end\r\n0\r\n\r\n"
+
+
+def test_a_malformed_backend_response_is_a_502(site: Path) -> None:
+    with raw_backend(lambda number, head: b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n") as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            status, _, body = request(port, "GET", "/api/x")
+    assert status == 502
+    assert b"malformed header line" in body
+
+
+def test_https_clients_are_told_to_the_backend(
+    site: Path, backend: Backend, tmp_path: Path
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    config = ServeConfig(
+        directory=site,
+        tls_cert=cert,
+        tls_key=key,
+        proxy=ProxyConfig((parse_route(f"/api/={backend.url}/"),)),
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    with proxying(config) as (port, _, _):
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+        report = echo(port, "/api/echo/tls-client", connection=conn)
+        conn.close()
+    assert fields_of(report, "x-forwarded-proto") == ["https"]
+    assert fields_of(report, "forwarded")[0].endswith("proto=https")
