@@ -2,16 +2,17 @@
 
 One command (from anywhere; only 127.0.0.1 is contacted):
 
-    python bench/proxy.py                      # 5 s per wrk run, 256 MiB body
-    python bench/proxy.py --duration 3 --size-mib 64 --json /tmp/proxy.json
+    python bench/proxy.py                      # 3 rounds of 5 s wrk runs, 256 MiB body
+    python bench/proxy.py --duration 3 --rounds 1 --size-mib 64 --json /tmp/proxy.json
 
 It starts the tests' backend (``tests/proxy_backend.py``: a small ASGI app under
 uvicorn, the same one the tests use), devserve with ``--proxy /api/=BACKEND/``
-and, for the static path, devserve without any route. Then:
+and, for the static path, devserve without any route, all three at once; the
+runs below are interleaved, ``--rounds`` times, and the medians reported:
 
 1. a small GET (``/echo``, about 400 bytes of JSON) on 1 keep-alive connection,
-   direct and proxied: req/s and mean latency, the overhead per request in µs
-   (the difference of the mean latencies) and the ratio of req/s;
+   direct and proxied: req/s, the overhead per request in µs (the difference
+   of the times per request, 1/(req/s)) and the ratio of req/s;
 2. the same on 16 connections (req/s and the ratio);
 3. a large streamed body (``/big``, 256 MiB with a Content-Length) read by curl,
    direct and proxied: MiB/s (best of 3);
@@ -32,6 +33,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,8 +88,8 @@ def devserve(
     return started([*args, *extra], r"(http://127\.0\.0\.1:\d+)/", log)
 
 
-def wrk(url: str, connections: int, duration: float) -> dict[str, float]:
-    """req/s and mean latency (µs) of ``url`` under ``connections`` keep-alive connections."""
+def wrk(url: str, connections: int, duration: float) -> float:
+    """req/s of ``url`` under ``connections`` keep-alive connections."""
     if shutil.which("wrk") is None:
         return python_client(url, connections, duration)
     threads = min(2, connections)
@@ -96,15 +98,13 @@ def wrk(url: str, connections: int, duration: float) -> dict[str, float]:
         capture_output=True, text=True, timeout=duration + 60, check=True,
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out)[1])  # type: ignore[index]
-    value, unit = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    latency = float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     if errors:
         raise SystemExit(f"wrk saw errors for {url}:\n{out}")
-    return {"rps": rps, "latency_us": latency}
+    return rps
 
 
-def python_client(url: str, connections: int, duration: float) -> dict[str, float]:
+def python_client(url: str, connections: int, duration: float) -> float:
     """A keep-alive GET loop on one connection (used when wrk is missing; ``connections`` is 1)."""
     host, port_path = url.removeprefix("http://").split(":", 1)
     port, _, path = port_path.partition("/")
@@ -122,7 +122,7 @@ def python_client(url: str, connections: int, duration: float) -> dict[str, floa
             reader.read(length)
             count += 1
         elapsed = time.perf_counter() - started_at
-    return {"rps": count / elapsed, "latency_us": elapsed / count * 1e6}
+    return count / elapsed
 
 
 def download(url: str, size: int) -> float:
@@ -142,6 +142,7 @@ def download(url: str, size: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each, interleaved")
     parser.add_argument("--size-mib", type=int, default=256, help="the large body's size")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--outdir", type=Path, help="server logs (default: a temporary folder)")
@@ -153,51 +154,64 @@ def main() -> None:
     (root / "small-1k.txt").write_bytes(os.urandom(512).hex().encode())
     size = options.size_mib * 2**20
     duration = options.duration
-    figures: dict[str, float] = {}
+    many = shutil.which("wrk") is not None  # the multi-connection runs need wrk
+    runs: dict[str, list[float]] = {}
+
+    def measure(name: str, value: float) -> None:
+        runs.setdefault(name, []).append(value)
 
     backend_args = [sys.executable, "-m", "tests.proxy_backend"]
-    with started(backend_args, r"^(\d+)\s*$", outdir / "backend.log") as (_, backend_port):
+    with (
+        started(backend_args, r"^(\d+)\s*$", outdir / "backend.log") as (_, backend_port),
+        devserve(
+            root,
+            outdir / "devserve-proxy.log",
+            "--proxy",
+            f"/api/=http://127.0.0.1:{backend_port}/",
+        ) as (_, proxied),
+        devserve(root, outdir / "devserve-static.log") as (_, plain),
+    ):
         backend = f"http://127.0.0.1:{backend_port}"
-        route = f"/api/={backend}/"
-        with devserve(root, outdir / "devserve-proxy.log", "--proxy", route) as (_, proxied):
-            for name, url in (("direct", backend), ("proxied", proxied + "/api")):
-                wrk(url + "/echo/warm-up", 4, 1)
-                figures[f"small_c1_{name}_rps"] = (one := wrk(url + "/echo/x", 1, duration))["rps"]
-                figures[f"small_c1_{name}_us"] = one["latency_us"]
-                if shutil.which("wrk"):
-                    figures[f"small_c16_{name}_rps"] = wrk(url + "/echo/x", 16, duration)["rps"]
-                figures[f"big_{name}_mibs"] = download(f"{url}/big?size={size}", size)
-            figures["static_c1_route_rps"] = wrk(proxied + "/small-1k.txt", 1, duration)["rps"]
-            if shutil.which("wrk"):
-                figures["static_c32_route_rps"] = wrk(proxied + "/small-1k.txt", 32, duration)[
-                    "rps"
-                ]
-    with devserve(root, outdir / "devserve-static.log") as (_, plain):
-        wrk(plain + "/small-1k.txt", 4, 1)
-        figures["static_c1_plain_rps"] = wrk(plain + "/small-1k.txt", 1, duration)["rps"]
-        if shutil.which("wrk"):
-            figures["static_c32_plain_rps"] = wrk(plain + "/small-1k.txt", 32, duration)["rps"]
+        targets = {"direct": backend, "proxied": proxied + "/api"}
+        statics = {"plain": plain, "route": proxied}
+        for url in targets.values():
+            wrk(url + "/echo/warm-up", 4, 1)
+        for url in statics.values():
+            wrk(url + "/small-1k.txt", 4, 1)
+        # Interleaved rounds: the machine's drift (and its neighbours) fall on both sides.
+        for _ in range(options.rounds):
+            for name, url in targets.items():
+                measure(f"small_c1_{name}_rps", wrk(url + "/echo/x", 1, duration))
+                if many:
+                    measure(f"small_c16_{name}_rps", wrk(url + "/echo/x", 16, duration))
+                measure(f"big_{name}_mibs", download(f"{url}/big?size={size}", size))
+            for name, url in statics.items():
+                measure(f"static_c1_{name}_rps", wrk(url + "/small-1k.txt", 1, duration))
+                if many:
+                    measure(f"static_c32_{name}_rps", wrk(url + "/small-1k.txt", 32, duration))
 
-    print(report(figures, options.size_mib, duration))
+    figures = {name: statistics.median(values) for name, values in runs.items()}
+    print(report(figures, options.size_mib, duration, options.rounds))
     if options.json is not None:
-        options.json.write_text(json.dumps(figures, indent=2) + "\n")
+        options.json.write_text(json.dumps({"medians": figures, "runs": runs}, indent=2) + "\n")
 
 
-def report(f: dict[str, float], size_mib: int, duration: float) -> str:
-    overhead = f["small_c1_proxied_us"] - f["small_c1_direct_us"]
+def report(f: dict[str, float], size_mib: int, duration: float, rounds: int) -> str:
+    # On one connection a request takes 1/(req/s): the difference is what devserve adds.
+    overhead = 1e6 / f["small_c1_proxied_rps"] - 1e6 / f["small_c1_direct_rps"]
     lines = [
         "## proxy: requests through devserve --proxy against the backend direct",
         "",
-        f"Backend: tests/proxy_backend.py under uvicorn (h11). {duration:g} s per run, "
-        "127.0.0.1, devserve's request log on (to a file).",
+        f"Backend: tests/proxy_backend.py under uvicorn (h11). Medians of {rounds} interleaved "
+        f"runs of {duration:g} s, 127.0.0.1, devserve's request log on (to a file).",
         "",
         "| workload | direct | through devserve | ratio |",
         "|---|---:|---:|---:|",
         f"| small GET, 1 connection: req/s | {f['small_c1_direct_rps']:,.0f} | "
         f"{f['small_c1_proxied_rps']:,.0f} | "
         f"{f['small_c1_proxied_rps'] / f['small_c1_direct_rps']:.2f} |",
-        f"| small GET, 1 connection: mean latency | {f['small_c1_direct_us']:,.0f} µs | "
-        f"{f['small_c1_proxied_us']:,.0f} µs | +{overhead:,.0f} µs per request |",
+        f"| small GET, 1 connection: time per request | {1e6 / f['small_c1_direct_rps']:,.0f} µs | "
+        f"{1e6 / f['small_c1_proxied_rps']:,.0f} µs | +{overhead:,.0f} µs per request |",
     ]
     if "small_c16_direct_rps" in f:
         lines.append(
