@@ -21,8 +21,8 @@ Invariants:
   `devserve.reload.handler`), is never partial and never cached.
 - A 404's suggestion names only a path the server would serve.
 - A listing shows its folder as read at most `devserve._listing.LISTING_SECONDS`
-  ago (sizes and dates change without the folder's identity changing), so the
-  loop is never given one to send again (no ``deps``).
+  ago (sizes and dates change without the folder's identity changing): the loop
+  may send one again only until then (`Reply.fresh_until`), and never with --reload.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from devserve._host_rules import (
     with_headers,
 )
 from devserve._listing import (
+    LISTING_SECONDS,
     Entry,
     ListingPages,
     Row,
@@ -129,6 +130,9 @@ class Reply(NamedTuple):
     # While these paths keep their identities, the same request gets this reply
     # again (None: no such promise; see `devserve._files.Found.deps`).
     deps: Dependencies | None = None
+    # Wall-clock time after which it must be computed again even if ``deps`` hold
+    # (a listing's sizes and dates change without its folder changing).
+    fresh_until: float | None = None
 
     @property
     def length(self) -> int:
@@ -415,13 +419,16 @@ class Site:
                 assert found.fd is not None
                 assert found.st is not None
                 entries = list_entries(found.path, found.fd, found.st, self.policy, self.table)
-            body = self.listings.get(key, folder, seq, now)
-            if body is None:
+            remembered = self.listings.get(key, folder, seq, now)
+            if remembered is not None:
+                body, read_at, same = *remembered, True
+            else:
                 rows, same = self._rows(found, entries)
                 at_root = found.path == (self.root.rstrip("/") or "/")
                 body = render_listing_page(
                     request.target, rows, key[2], parent=not at_root, encoding=self._encoding
                 )
+                read_at = now
                 if folder is not None and same:
                     self.listings.put(key, folder, seq, now, body)
         except OSError:
@@ -435,8 +442,14 @@ class Site:
             return self._page(request, body, ctype, seq, found._replace(kind="listing"))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        # No deps: the page shows sizes and dates its folder's identity does not cover.
-        return Reply(HTTPStatus.OK.value, fields, parts, None, "listing")
+        # The folder's identity does not cover the sizes and dates the page shows:
+        # the loop may send it again only while the site would give it back itself
+        # (with --reload the site drops it at the next change: the loop never has it).
+        if folder is None or not same or self.hub is not None:
+            return Reply(HTTPStatus.OK.value, fields, parts, None, "listing")
+        fresh = read_at + LISTING_SECONDS
+        listing = Reply(HTTPStatus.OK.value, fields, parts, None, "listing")
+        return listing._replace(deps=folder, fresh_until=fresh)
 
     def _rows(self, found: Found, entries: Sequence[Entry]) -> tuple[tuple[Row, ...], bool]:
         """The sizes and dates of a folder's entries, read through a checked descriptor,
