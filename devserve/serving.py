@@ -43,6 +43,7 @@ from devserve.config import (
     ReloadConfig,
     ServeConfig,
     ServeError,
+    describe_settings,
     parse_env,
     parse_header,
     reload_config,
@@ -495,39 +496,12 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
             if (loopback)
             else ""
         )
-    options = []
-    if config.tls_cert:
-        options.append("tls")
-    if config.spa:
-        options.append("spa")
-    if config.cors:
-        options.append("cors")
-    if not config.listing:
-        options.append("no listing")
-    if config.show_hidden:
-        options.append("hidden files served")
-    if config.follow_symlinks:
-        options.append("symlinks leave the root")
-    if config.headers:
-        options.append(f"{len(config.headers)} extra header(s)")
-    if config.clean_urls:
-        options.append("clean URLs")
-    if not config.host_files:
-        options.append("no host files")
-    if config.not_found_page is not None:
-        options.append(f"404 page: {config.not_found_page}")
-    if config.cgi is not None:
-        options.append(f"cgi: {', '.join(config.cgi.directories)} ({config.cgi.timeout:g} s)")
-    if config.reload is not None:
-        options.append("live reload")
-    if config.protocol != "HTTP/1.1":
-        options.append(config.protocol)
     return ReadyInfo(
         version=__version__,
         directory=str(check_directory(config.directory)),
         urls=tuple(local),
         lan_urls=tuple(lan),
-        options=tuple(options),
+        options=tuple(describe_settings(config)),
         hint=hint,
         moved_from=moved,
     )
