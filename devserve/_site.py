@@ -50,6 +50,7 @@ from devserve._files import (
     join_deps,
     list_entries,
     open_allowed,
+    refusal,
 )
 from devserve._host_rules import (
     NOT_FOUND,
@@ -142,6 +143,17 @@ class Reply(NamedTuple):
         """Close the file descriptor the body would have been read from."""
         if self.source is not None and self.source.fd is not None:
             os.close(self.source.fd)
+
+
+# Why a path that is there answers 404, for the log line (with what would change it).
+REFUSALS = {
+    "hidden": "hidden: --show-hidden serves it",
+    "symlink": "a symlink leading outside the folder: --follow-symlinks serves it",
+    "no-listing": "a folder without an index page, and listings are off (--no-listing)",
+    "unreadable": "not readable by devserve: check its permissions",
+    "not a file": "not a regular file (a FIFO or a device)",
+    "not a folder": "a file, asked for as a folder (with a trailing /)",
+}
 
 
 class _Facts(NamedTuple):
@@ -478,7 +490,9 @@ class Site:
         """
         suggestion, read = self.suggestions.suggest_from(request.target)
         deps = join_deps(deps, read)
-        note = f"did you mean {suggestion}" if suggestion is not None else ""
+        # Something is there but refused: the log (never the page) says why.
+        why = REFUSALS.get(refusal(url_to_fs_path(request.target, self.root), self.policy) or "")
+        note = why or (f"did you mean {suggestion}" if suggestion is not None else "")
         if self.not_found_page is not None:
             page = find(self.not_found_page, self.policy, self.table)
             deps = join_deps(deps, page.deps)

@@ -550,7 +550,9 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
         if fitted_from is not None:
             reporter(LogEvent(time.time(), "warning", descriptor_warning(config, fitted_from)))
         if config.open_browser:
-            threading.Thread(target=webbrowser.open, args=(info.urls[0],), daemon=True).start()
+            threading.Thread(
+                target=_open_browser, args=(info.urls[0], reporter), daemon=True
+            ).start()
         server.serve_forever(poll_interval=0.2)
     finally:
         if hub is not None:
@@ -565,6 +567,19 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
     summary = stats.summary()
     reporter.stopped(summary)
     return summary
+
+
+def _open_browser(url: str, report: Reporter) -> None:
+    """--open: open ``url`` in the default browser, or say that none could be opened."""
+    try:
+        opened = webbrowser.open(url)
+    except Exception as error:  # a broken BROWSER setting, a missing display
+        opened, why = False, f" ({error})"
+    else:
+        why = ""
+    if not opened:
+        message = f"--open: no browser could be opened{why}; open {url} yourself"
+        report(LogEvent(time.time(), "warning", message))
 
 
 def _drain(server: HTTPServer, hurry: threading.Event) -> None:

@@ -246,6 +246,14 @@ def test_open_launches_the_browser(site: Path, tmp_path: Path) -> None:
     assert opened.read_text().strip() == url
 
 
+def test_open_says_so_when_no_browser_opens(site: Path) -> None:
+    args = ("--port", "0", "--open", "--log-format", "plain")
+    with serve_process(str(site), *args, env={"BROWSER": "false"}) as (process, url):
+        time.sleep(1.0)  # the browser is tried in the background
+        log = stop_and_read(process)
+    assert f"--open: no browser could be opened; open {url} yourself" in log, log
+
+
 def binds_every_ipv6_address() -> bool:
     """Whether this machine can bind ``::``, as ``--lan`` tries first (else it binds 0.0.0.0)."""
     if not socket.has_ipv6:
