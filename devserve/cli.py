@@ -40,7 +40,9 @@ app = typer.Typer(
     help="A development web server: serve a folder over HTTP. "
     "Without a command, devserve [DIRECTORY] [OPTIONS] is devserve serve.",
     context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=True,
+    # devserve's own --install-completion/--show-completion (devserve.completion):
+    # Typer's zsh install adds a zstyle that changes every command's completion.
+    add_completion=False,
     pretty_exceptions_enable=False,
     # Plain help: Typer's rich help pulls in rich's markdown renderer, which alone
     # costs more start-up time than the whole command may take.
@@ -48,6 +50,8 @@ app = typer.Typer(
 )
 
 COMPLETION_FILES = {"bash": "devserve.bash", "zsh": "_devserve", "fish": "devserve.fish"}
+# Set by a completion script when it asks devserve what to complete.
+COMPLETE_VAR = "_DEVSERVE_COMPLETE"
 
 
 class Protocol(str, Enum):
@@ -84,17 +88,43 @@ def _parsed_by(parse: Callable[[str, str], Any], option: str) -> Callable[[Any],
 
 def completion_script(shell: str) -> str:
     """The completion script for ``shell`` (what completions/ ships, statically)."""
-    from typer._completion_shared import get_completion_script
+    from devserve.completion import script
 
-    return get_completion_script(
-        prog_name="devserve", complete_var="_DEVSERVE_COMPLETE", shell=shell
-    )
+    return script(shell)
 
 
 def write_completions(folder: Path = Path("completions")) -> None:
     """Regenerate the static completion scripts in ``folder``."""
-    for shell, name in COMPLETION_FILES.items():
-        (folder / name).write_text(completion_script(shell))
+    from devserve.completion import write_all
+
+    write_all(folder)
+
+
+def _install_completion(value: bool) -> None:
+    if not value:
+        return
+    from devserve.completion import CompletionError, detect_shell, install
+
+    try:
+        for line in install(detect_shell(), Path.home()):
+            typer.echo(line)
+    except (CompletionError, OSError) as error:
+        _print_error(f"--install-completion: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    raise typer.Exit()
+
+
+def _show_completion(value: bool) -> None:
+    if not value:
+        return
+    from devserve.completion import CompletionError, detect_shell, script
+
+    try:
+        typer.echo(script(detect_shell()), nl=False)
+    except CompletionError as error:
+        _print_error(f"--show-completion: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    raise typer.Exit()
 
 
 def _version(value: bool) -> None:
@@ -108,6 +138,24 @@ def main_options(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    install_completion: Annotated[
+        bool,
+        typer.Option(
+            "--install-completion",
+            callback=_install_completion,
+            is_eager=True,
+            help="Install completion for your shell ($SHELL: bash, zsh or fish).",
+        ),
+    ] = False,
+    show_completion: Annotated[
+        bool,
+        typer.Option(
+            "--show-completion",
+            callback=_show_completion,
+            is_eager=True,
+            help="Print the completion script for your shell, to install it yourself.",
+        ),
     ] = False,
 ) -> None:
     """A development web server: serve a folder over HTTP."""
@@ -635,7 +683,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if "_DEVSERVE_COMPLETE" not in os.environ:
+    if COMPLETE_VAR in os.environ:
+        from typer._completion_classes import completion_init
+
+        completion_init()  # Typer's answers to the completion scripts' questions
+    else:
         args = _with_command(args)
     command = typer.main.get_command(app)
     try:
