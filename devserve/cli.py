@@ -76,6 +76,8 @@ def _parsed_by(parse: Callable[[str, str], Any], option: str) -> Callable[[Any],
     """
 
     def convert(value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # from a settings file, or a default: checked alike
         if not isinstance(value, str):
             return value
         try:
@@ -269,6 +271,14 @@ MaxConnectionsOption = Annotated[
         ),
     ),
 ]
+ShowSettingsOption = Annotated[
+    bool,
+    typer.Option(
+        "--show-settings",
+        help="Print every setting and where it came from (flag, DEVSERVE_* variable, "
+        "devserve.toml or pyproject.toml, default), then exit.",
+    ),
+]
 ReloadOption = Annotated[
     bool,
     typer.Option(
@@ -293,6 +303,7 @@ IgnoreOption = Annotated[
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     directory: Directory = Path("."),
     port: PortOption = None,
     bind: BindOption = None,
@@ -318,6 +329,7 @@ def serve(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    show_settings: ShowSettingsOption = False,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
     config = _configured(
@@ -350,11 +362,15 @@ def serve(
             cgi=None,
         )
     )
+    if show_settings:
+        _print_settings(ctx)
+        return
     _serve(config)
 
 
 @app.command()
 def cgi(
+    ctx: typer.Context,
     directory: Directory = Path("."),
     cgi_dir: Annotated[
         list[str] | None,
@@ -432,6 +448,7 @@ def cgi(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    show_settings: ShowSettingsOption = False,
 ) -> None:
     """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
 
@@ -475,7 +492,11 @@ def cgi(
             cgi=gateway,
         )
 
-    _serve(_configured(build))
+    config = _configured(build)
+    if show_settings:
+        _print_settings(ctx)
+        return
+    _serve(config)
 
 
 def _serve_config(
@@ -552,6 +573,49 @@ def _fail(error: Exception) -> NoReturn:
     """Say what went wrong on one line; bad input is status 2, anything else 1."""
     _print_error(str(error))
     raise typer.Exit(EXIT_USAGE if isinstance(error, BadInput) else EXIT_FAILED)
+
+
+def _print_settings(ctx: typer.Context) -> None:
+    """--show-settings: every option's value (TOML) and where it came from."""
+    import os
+
+    settings_file = ctx.find_root().obj.get("settings_file") if ctx.find_root().obj else None
+    where = {
+        "COMMANDLINE": "command line",
+        "DEFAULT_MAP": str(settings_file),
+        "DEFAULT": "default",
+    }
+    for param in ctx.command.params:
+        name = param.name
+        if not name or name == "show_settings":
+            continue
+        source = ctx.get_parameter_source(name)
+        said = where.get(source.name if source else "", "")
+        if source is not None and source.name == "ENVIRONMENT":
+            names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
+            said = f"environment: {next((n for n in names if n in os.environ), names[0])}"
+        value, key = ctx.params.get(name), name.replace("_", "-")
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            typer.echo(f"# {key} is not set ({said})")
+            continue
+        secret = "auth" in name and isinstance(value, str)
+        shown = '"***"' if secret else _toml(value)  # never a password
+        typer.echo(f"{key} = {shown}  # {said}")
+
+
+def _toml(value: Any) -> str:
+    """``value`` as a TOML value (not None: TOML has none)."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    import json
+
+    return json.dumps(str(value))
 
 
 def _serve(config: ServeConfig) -> None:
@@ -691,13 +755,47 @@ def main(argv: list[str] | None = None) -> NoReturn:
         args = _with_command(args)
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=args, prog_name="devserve", standalone_mode=False)
+        settings_file, default_map = _settings(command)
+        code = command.main(
+            args=args,
+            prog_name="devserve",
+            standalone_mode=False,
+            default_map=default_map,
+            obj={"settings_file": settings_file},
+        )
     except typer.TyperException as error:  # Click's usage errors and their kin
         _print_error(_usage_message(error))
         raise SystemExit(getattr(error, "exit_code", EXIT_USAGE)) from None
+    except BadInput as error:  # the settings file
+        _print_error(str(error))
+        raise SystemExit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     raise SystemExit(code if isinstance(code, int) else 0)
+
+
+# Options also read from the environment as DEVSERVE_<NAME> (scalar ones: a list
+# option would be split on spaces); PORT too, as hosting platforms set it.
+_ENVIRONMENT_EXTRA = {"port": ["PORT"]}
+
+
+def _settings(command: Any) -> tuple[Path | None, dict[str, Any]]:
+    """Wire the environment into ``command``'s options; the settings file and the
+    option defaults it gives each command (Click's ``default_map``)."""
+    from devserve import config_file
+
+    known: dict[str, frozenset[str]] = {}
+    for name, sub in command.commands.items():
+        known[name] = frozenset(p.name for p in sub.params if p.name)
+        for param in sub.params:
+            if param.name and not getattr(param, "multiple", False) and param.name != "ctx":
+                envvar = f"DEVSERVE_{param.name.upper()}"
+                param.envvar = [envvar, *_ENVIRONMENT_EXTRA.get(param.name, ())]
+    found = config_file.find(Path.cwd())
+    if found is None:
+        return None, {}
+    path, table = found
+    return path, config_file.defaults_by_command(path, table, known)
 
 
 def _with_command(args: list[str]) -> list[str]:
