@@ -66,7 +66,7 @@ from devserve._proxy import (
     response_fields,
     wants_websocket,
 )
-from devserve._site import site_request
+from devserve._reply import site_request
 from devserve._upstream import BackendConnection, BackendError, Proxy
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ from typing import NamedTuple
 from devserve._files import Dependencies, Dependency, still_true
 from devserve._loop_output import CloseFile, FileChunk, Out
 from devserve._protocol import ByteRange, http_date
-from devserve._site import Reply, Site
+from devserve._reply import Reply
+from devserve._site import Site
 from devserve._static_rules import closing_connection_field
 from devserve.events import Journal, RequestRecord
 
@@ -201,7 +202,11 @@ class ReplyWriter:
     def recall(self, request: bytes) -> Again | None:
         """The reply remembered for exactly this head, if everything it came from holds."""
         again = self.answers.get(request)
-        if again is not None and still_true(again.deps, self._verified):
+        if (
+            again is not None
+            and (again.reply.fresh_until is None or time.time() < again.reply.fresh_until)
+            and still_true(again.deps, self._verified)
+        ):
             return again
         return None
 

@@ -77,6 +77,10 @@ class ProxyRoute:
     # The URL's path: it replaces the prefix. None: the request's path is kept.
     base: str | None = None
 
+    def __str__(self) -> str:
+        """``PREFIX=URL``, as the option was given (--show-settings prints it so)."""
+        return f"{self.prefix}={self.url}"
+
     @property
     def path_key(self) -> str:
         """What the prefix matches: normalized, without a trailing slash (``/`` is "")."""

@@ -116,3 +116,9 @@ def test_help_shows_the_proxy_options() -> None:
     text = runner.invoke(app, ["serve", "-h"]).output
     for option in ("--proxy PREFIX=URL", "--proxy-keep-host", "--proxy-timeout", "--proxy-ca"):
         assert option in text
+
+
+def test_routes_print_as_they_were_given() -> None:
+    from devserve._proxy import parse_route
+
+    assert str(parse_route("/api/=http://127.0.0.1:5000/v1")) == "/api/=http://127.0.0.1:5000/v1"
