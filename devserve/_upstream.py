@@ -95,11 +95,13 @@ class BackendConnection:
         pending = getattr(self.sock, "pending", None)
         if pending is not None and pending():
             return True
+        # poll, not select: a server near its connection cap has descriptors past 1024.
+        poller = select.poll()
         try:
-            ready, _, _ = select.select([self.sock], [], [], timeout)
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(timeout * 1000))
         except (OSError, ValueError):
             return True  # the next read says what is wrong
-        return bool(ready)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -153,7 +155,8 @@ class Upstream:
         except OSError as error:
             sock.close()
             raise BackendError(describe(error), timeout=isinstance(error, TimeoutError)) from None
-        self.opened += 1
+        with self._lock:
+            self.opened += 1
         return BackendConnection(sock)
 
     def release(self, conn: BackendConnection) -> None:

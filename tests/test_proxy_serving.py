@@ -464,20 +464,23 @@ def test_the_same_length_twice_is_sent_once(site: Path, backend: Backend) -> Non
 def test_websocket_echo_through_the_proxy(site: Path, backend: Backend) -> None:
     from websockets.sync.client import connect
 
-    with (
-        proxying(config_for(site, f"/api/={backend.url}/")) as (port, log, _),
-        connect(f"ws://127.0.0.1:{port}/api/ws", open_timeout=10) as websocket,
-    ):
-        websocket.send("hello")
-        assert websocket.recv(timeout=10) == "hello"
-        big = bytes(range(256)) * 1024
-        websocket.send(big)
-        assert websocket.recv(timeout=10) == big
-        for index in range(20):
-            websocket.send(f"message {index}")
-        assert [websocket.recv(timeout=10) for _ in range(20)] == [
-            f"message {index}" for index in range(20)
-        ]
+    with proxying(config_for(site, f"/api/={backend.url}/")) as (port, log, _):
+        with connect(f"ws://127.0.0.1:{port}/api/ws", open_timeout=10) as websocket:
+            websocket.send("hello")
+            assert websocket.recv(timeout=10) == "hello"
+            big = bytes(range(256)) * 1024
+            websocket.send(big)
+            assert websocket.recv(timeout=10) == big
+            for index in range(20):
+                websocket.send(f"message {index}")
+            assert [websocket.recv(timeout=10) for _ in range(20)] == [
+                f"message {index}" for index in range(20)
+            ]
+        # The tunnel's request is logged when it ends, after the close handshake.
+        deadline = time.monotonic() + 10
+        while not any(r.path == "/api/ws" for r in log.records()):
+            assert time.monotonic() < deadline, "the tunnel did not end with the WebSocket"
+            time.sleep(0.01)
     record = next(r for r in log.records() if r.path == "/api/ws")
     assert record.status == 101
 
