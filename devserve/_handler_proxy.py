@@ -76,11 +76,6 @@ CHUNK = 64 * 1024
 # Seconds a forwarded ``Expect: 100-continue`` waits for the backend's answer.
 EXPECT_WAIT = 1.0
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Fields that described the backend's body, or let it be cached, and no longer
-# hold once the reload script is in it (the page is sent with no-store).
-_DROPPED_FOR_INJECTION = frozenset(
-    {"content-length", "etag", "last-modified", "cache-control", "expires"}
-)
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 Response = tuple[StatusLine, Fields]
@@ -240,7 +235,8 @@ class Relay:
         h = self.h
         origin = self.upstream.origin
         code = HTTPStatus.GATEWAY_TIMEOUT if error.timeout else HTTPStatus.BAD_GATEWAY
-        h.send_error(code, None, f"The backend {origin} {error} ({self.forward.url})")
+        explain = f"devserve forwarded {self.method} {h.path} to {self.forward.url}: "
+        h.send_error(code, None, f"{explain}the backend {origin} {error}")
         h._note = f"backend {origin} {error}"
 
     # ------------------------------------------------------------------ response
@@ -378,7 +374,7 @@ class Relay:
     ) -> None:
         """An HTML page with the reload script, sent with its new length and never cached;
         one that proves larger than `MAX_INJECT_SIZE` goes on as it came."""
-        from devserve.reload.inject import MAX_INJECT_SIZE
+        from devserve.reload.inject import MAX_INJECT_SIZE, STALE_AFTER_INJECTION
 
         h = self.h
         page = bytearray()
@@ -392,7 +388,7 @@ class Relay:
         ctype = next((v for n, v in fields if n.lower() == "content-type"), "text/html")
         site = h.context.site
         body = site.inject_script(h.path, bytes(page), ctype, seq, self.method != "GET")
-        kept = [(n, v) for n, v in fields if n.lower() not in _DROPPED_FOR_INJECTION]
+        kept = [(n, v) for n, v in fields if n.lower() not in STALE_AFTER_INJECTION]
         kept.append(("Cache-Control", "no-store"))
         head = self.head(status_line, kept, ClientFraming("length", len(body)))
         h.wfile.write(head + body)
