@@ -695,3 +695,45 @@ def test_https_clients_are_told_to_the_backend(
         conn.close()
     assert fields_of(report, "x-forwarded-proto") == ["https"]
     assert fields_of(report, "forwarded")[0].endswith("proto=https")
+
+
+def test_a_backend_that_never_says_100_gets_the_body_after_devserves_own(site: Path) -> None:
+    # An HTTP/1.0-style backend: it reads the body without a word, then answers.
+    with raw_backend(lambda number, head: OK) as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            with sock:
+                sock.sendall(
+                    b"PUT /api/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    b"Expect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+                )
+                assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+                sock.sendall(b"data")
+                response = read_to_end(sock)
+    assert status_of(response) == 200
+    assert response.endswith(b"\r\n\r\nok")
+    assert b"expect: 100-continue" in backend.heads[0].lower()
+
+
+def test_bodiless_answers_keep_the_client_connection(site: Path) -> None:
+    replies = {
+        b"/api/304": b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\nContent-Length: 42\r\n\r\n',
+        b"/api/204": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        b"/api/ok": OK,
+    }
+
+    def answer(number: int, head: bytes) -> bytes:
+        return replies[head.split(b" ")[1]]
+
+    with raw_backend(answer) as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            status, headers, body = request(port, "GET", "/api/304", connection=client)
+            assert (status, headers["Content-Length"], body) == (304, "42", b"")
+            status, headers, body = request(port, "GET", "/api/204", connection=client)
+            assert (status, headers["Content-Length"], body) == (204, None, b"")
+            assert request(port, "GET", "/api/ok", connection=client)[0::2] == (200, b"ok")
+            client.close()
+    assert backend.connections == 1
