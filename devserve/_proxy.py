@@ -269,6 +269,7 @@ HOP_BY_HOP = frozenset(
         "proxy-authenticate",
     }
 )
+_DROPPED_END_TO_END = HOP_BY_HOP | {"content-length"}
 # Request fields devserve sets itself (the client's are replaced or extended).
 _SET_BY_PROXY = frozenset(
     {"host", "content-length", "expect", "x-forwarded-host", "x-forwarded-proto"}
@@ -299,15 +300,21 @@ def connection_options(fields: Iterable[tuple[str, str]]) -> frozenset[str]:
 
 def end_to_end(fields: Iterable[tuple[str, str]]) -> Fields:
     """``fields`` without hop-by-hop ones (RFC 9110 7.6.1) and without Content-Length."""
-    fields = list(fields)
-    dropped = HOP_BY_HOP | connection_options(fields) | {"content-length"}
-    return [(name, value) for name, value in fields if name.lower() not in dropped]
+    # One pass for the names (this runs twice per proxied request, on every field).
+    named = [(name.lower(), name, value) for name, value in fields]
+    dropped = _DROPPED_END_TO_END
+    options = [value for lower, _, value in named if lower == "connection"]
+    if options:
+        dropped = dropped | connection_options(("connection", value) for value in options)
+    return [(name, value) for lower, name, value in named if lower not in dropped]
 
 
 def wants_websocket(method: str, version: str, fields: Iterable[tuple[str, str]]) -> bool:
     """Whether a request asks to become a WebSocket (the only upgrade tunnelled)."""
+    if method != "GET" or version != "HTTP/1.1":
+        return False
     fields = list(fields)
-    if method != "GET" or version != "HTTP/1.1" or "upgrade" not in connection_options(fields):
+    if "upgrade" not in connection_options(fields):
         return False
     return any(
         name.lower() == "upgrade" and value.strip().lower() == "websocket" for name, value in fields
@@ -343,11 +350,16 @@ def request_fields(
     """
     host = client.host if keep_host and client.host else route.authority
     out: Fields = [("Host", host)]
-    dropped = _SET_BY_PROXY | _EXTENDED_BY_PROXY
-    if page_reload:
-        dropped = dropped | _VALIDATORS_AND_RANGES
-    kept = end_to_end(fields)
-    out.extend((name, value) for name, value in kept if name.lower() not in dropped)
+    dropped = _SET_BY_PROXY | _VALIDATORS_AND_RANGES if page_reload else _SET_BY_PROXY
+    # The client's X-Forwarded-For, Forwarded and Via values, extended below.
+    extended: dict[str, list[str]] = {name: [] for name in _EXTENDED_BY_PROXY}
+    for name, value in end_to_end(fields):
+        lower = name.lower()
+        if lower in extended:
+            if value.strip():
+                extended[lower].append(value.strip())
+        elif lower not in dropped:
+            out.append((name, value))
     if websocket:
         out += [("Connection", "Upgrade"), ("Upgrade", "websocket")]
     if length is not None:
@@ -359,13 +371,13 @@ def request_fields(
     if page_reload:
         out.append(("Accept-Encoding", "identity"))
     address = client_address(client.address)
-    out.append(("X-Forwarded-For", _joined(kept, "x-forwarded-for", address)))
+    out.append(("X-Forwarded-For", ", ".join([*extended["x-forwarded-for"], address])))
     out.append(("X-Forwarded-Proto", client.scheme))
     if client.host:
         out.append(("X-Forwarded-Host", client.host))
     element = forwarded_element(address, client.host, client.scheme)
-    out.append(("Forwarded", _joined(kept, "forwarded", element)))
-    out.append(("Via", _joined(kept, "via", VIA)))
+    out.append(("Forwarded", ", ".join([*extended["forwarded"], element])))
+    out.append(("Via", ", ".join([*extended["via"], VIA])))
     return out
 
 
@@ -377,6 +389,8 @@ def _joined(fields: Fields, name: str, last: str) -> str:
 
 def client_address(address: str) -> str:
     """The client's address as the backend is told it (IPv4-mapped IPv6 as IPv4)."""
+    if ":" not in address:
+        return address  # IPv4, as the socket gives it: already canonical
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -533,18 +547,14 @@ def response_body(
     """
     if method == "HEAD" or status < 200 or status in (204, 304):
         return ResponseBody("none")
-    lengths = [
-        item.strip()
-        for name, value in fields
-        if name.lower() == "content-length"
-        for item in value.split(",")
-    ]
-    codings = [
-        item.strip().lower()
-        for name, value in fields
-        if name.lower() == "transfer-encoding"
-        for item in value.split(",")
-    ]
+    lengths: list[str] = []
+    codings: list[str] = []
+    for name, value in fields:
+        lower = name.lower()
+        if lower == "content-length":
+            lengths.extend(item.strip() for item in value.split(","))
+        elif lower == "transfer-encoding":
+            codings.extend(item.strip().lower() for item in value.split(","))
     if codings:
         if codings[-1] == "chunked" and version >= (1, 1):
             return ResponseBody("chunked", last=bool(lengths))
