@@ -27,6 +27,7 @@ from devserve.config import CGIConfig as _CGIDefaults
 from devserve.config import ServeConfig as _ServeDefaults
 
 if TYPE_CHECKING:
+    from devserve._auth import User
     from devserve.config import CGIConfig, ServeConfig
 
 # The configuration's defaults, shown by --help (devserve.config is cheap to import).
@@ -243,6 +244,57 @@ IgnoreOption = Annotated[
 ]
 
 
+# ---- Access and HTTPS without files (issue 14): --auth, --auth-file, --tls auto.
+# Declared together; the rules are devserve._auth's and devserve._tls_auto's.
+
+
+class TLSMode(str, Enum):
+    """How ``--tls`` gets its certificate."""
+
+    auto = "auto"
+
+
+# --auth is read where the configuration is built (devserve._auth.users_from), so
+# that hashing is imported only when it is given, and its errors never echo it.
+AuthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--auth",
+        metavar="USER:PASSWORD",
+        envvar="DEVSERVE_AUTH",
+        show_envvar=True,
+        show_default=False,
+        help="HTTP Basic authentication for everything served. On the command line "
+        "the password shows in ps and shell history: prefer DEVSERVE_AUTH or --auth-file.",
+    ),
+]
+AuthFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--auth-file",
+        metavar="FILE",
+        help="HTTP Basic authentication: user:password lines (UTF-8; # comments).",
+    ),
+]
+TlsOption = Annotated[
+    TLSMode | None,
+    typer.Option(
+        "--tls",
+        help="auto: serve HTTPS with a self-signed certificate devserve makes and keeps "
+        "(pip install 'devserve[tls]').",
+    ),
+]
+
+
+def _users(auth: str | None, auth_file: Path | None) -> tuple[User, ...]:
+    """The users --auth (or DEVSERVE_AUTH) or --auth-file names; BadInput if bad or both."""
+    if auth is None and auth_file is None:
+        return ()
+    from devserve._auth import users_from
+
+    return users_from(auth, auth_file)
+
+
 @app.command()
 def serve(
     directory: Directory = Path("."),
@@ -270,6 +322,9 @@ def serve(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    auth: AuthOption = None,
+    auth_file: AuthFileOption = None,
+    tls: TlsOption = None,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
     config = _configured(
@@ -300,6 +355,8 @@ def serve(
             watch=watch,
             ignore=ignore,
             cgi=None,
+            auth=_users(auth, auth_file),
+            tls_auto=tls is TLSMode.auto,
         )
     )
     _serve(config)
@@ -384,6 +441,9 @@ def cgi(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    auth: AuthOption = None,
+    auth_file: AuthFileOption = None,
+    tls: TlsOption = None,
 ) -> None:
     """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
 
@@ -425,6 +485,8 @@ def cgi(
             watch=watch,
             ignore=ignore,
             cgi=gateway,
+            auth=_users(auth, auth_file),
+            tls_auto=tls is TLSMode.auto,
         )
 
     _serve(_configured(build))
@@ -458,6 +520,8 @@ def _serve_config(
     watch: list[Path] | None,
     ignore: list[str] | None,
     cgi: CGIConfig | None,
+    auth: tuple[User, ...],
+    tls_auto: bool,
 ) -> ServeConfig:
     """The configuration the options of `serve` (and `cgi`) describe; ServeError if bad."""
     from devserve.config import ServeConfig, parse_header, reload_config
@@ -487,6 +551,8 @@ def _serve_config(
         reload=reload_config(reload, tuple(watch or ()), tuple(ignore or ())),
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        auth=auth,
+        tls_auto=tls_auto,
     )
 
 
