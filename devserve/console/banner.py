@@ -37,11 +37,13 @@ def print_ready(console: Console, info: ReadyInfo) -> None:
         print_(f"  [devserve.label]Options:[/] {escape(', '.join(info.options))}")
     if info.certificate:
         how = "made now" if info.certificate_made else "kept from an earlier run"
+        # emoji=False: hex pairs such as :CD: are emoji codes to rich
         print_(
             f"  [devserve.label]TLS:[/]     self-signed certificate ({how}): "
-            f"{escape(info.certificate)}"
+            f"{escape(info.certificate)}",
+            emoji=False,
         )
-        print_(f"  [devserve.label]SHA-256:[/] {escape(info.fingerprint)}")
+        print_(f"  [devserve.label]SHA-256:[/] {escape(info.fingerprint)}", emoji=False)
     if info.hint:
         print_(f"  [devserve.hint]{escape(info.hint)}[/]")
     if info.lan_urls and console.is_terminal:
