@@ -280,6 +280,7 @@ TlsOption = Annotated[
     TLSMode | None,
     typer.Option(
         "--tls",
+        metavar="auto",
         help="auto: serve HTTPS with a self-signed certificate devserve makes and keeps "
         "(pip install 'devserve[tls]').",
     ),
