@@ -29,12 +29,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from devserve._net import reaches_other_machines
 from devserve.config import BadInput
 
 # What the 401 asks for: the realm, and UTF-8 for names and passwords (RFC 7617 2.1).
@@ -259,23 +259,10 @@ class Gate:
 
 
 def clear_text_warning(lan: bool, bind: str | None, tls: bool) -> str | None:
-    """The start-up warning for ``--auth`` over plain HTTP to other machines (None: none due).
-
-    Other machines can connect with ``--lan`` or a ``--bind`` address that is not
-    loopback (a host name counts as not loopback).
-    """
-    if tls or not (lan or (bind is not None and not _loopback(bind))):
+    """The start-up warning for ``--auth`` over plain HTTP to other machines (None: none due)."""
+    if tls or not reaches_other_machines(lan, bind):
         return None
     return (
         "--auth without TLS: the password crosses the network in clear text "
         "(base64) for anyone on it to read; add --tls auto"
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -644,11 +644,16 @@ def check(
             help="Do not report this finding code, or a family such as DS5xx (repeatable).",
         ),
     ] = None,
+    lan: LanOption = False,
+    bind: BindOption = None,
+    tls: TlsOption = None,
+    tls_cert: TlsCertOption = None,
 ) -> None:
     """Check DIRECTORY for what would go wrong if it were served with these options.
 
     Exposed secrets, symlinks, broken links, MIME types, live reload, CGI scripts,
-    file names, and the _redirects and _headers files. Exit status: 0 no errors,
+    file names, the _redirects and _headers files, and (with --lan or --bind and
+    no TLS) APIs that need HTTPS on other machines. Exit status: 0 no errors,
     1 errors (with --strict, warnings too), 2 bad usage.
     """
     import sys
@@ -668,6 +673,10 @@ def check(
             cgi_directories=tuple(cgi_dir or ()),
             host_files=not no_host_files,
             ignore=parse_ignore(ignore or ()),
+            lan=lan,
+            bind=bind,
+            tls_auto=tls is TLSMode.auto,
+            tls_cert=tls_cert,
         )
         progress = CheckProgress(errors)
         try:
