@@ -411,15 +411,16 @@ class ListingPages:
 
     def get(
         self, key: tuple[str, str, Order], folder: Hashable, seq: int, now: float
-    ) -> bytes | None:
-        """The page remembered for ``key`` if it still holds at ``now``, else None."""
+    ) -> tuple[bytes, float] | None:
+        """The page remembered for ``key`` if it still holds at ``now`` (its bytes, and
+        when its stats were read), else None."""
         with self._lock:
             page = self._pages.get(key)
         if page is None or page.folder != folder or page.seq != seq:
             return None
         if not 0 <= now - page.read_at < LISTING_SECONDS:
             return None
-        return page.body
+        return page.body, page.read_at
 
     def put(
         self, key: tuple[str, str, Order], folder: Hashable, seq: int, read_at: float, body: bytes

@@ -201,7 +201,11 @@ class ReplyWriter:
     def recall(self, request: bytes) -> Again | None:
         """The reply remembered for exactly this head, if everything it came from holds."""
         again = self.answers.get(request)
-        if again is not None and still_true(again.deps, self._verified):
+        if (
+            again is not None
+            and (again.reply.fresh_until is None or time.time() < again.reply.fresh_until)
+            and still_true(again.deps, self._verified)
+        ):
             return again
         return None
 

@@ -24,8 +24,8 @@ Invariants:
   (`devserve._auth.Gate`) refuses, and that 401 has no ``deps``: a reply the loop
   remembers was always admitted, and only the very same head recalls it.
 - A listing shows its folder as read at most `devserve._listing.LISTING_SECONDS`
-  ago (sizes and dates change without the folder's identity changing), so the
-  loop is never given one to send again (no ``deps``).
+  ago (sizes and dates change without the folder's identity changing): the loop
+  may send one again only until then (`Reply.fresh_until`), and never with --reload.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from devserve._files import (
     join_deps,
     list_entries,
     open_allowed,
+    refusal,
 )
 from devserve._host_rules import (
     NOT_FOUND,
@@ -64,6 +65,7 @@ from devserve._host_rules import (
     with_headers,
 )
 from devserve._listing import (
+    LISTING_SECONDS,
     Entry,
     ListingPages,
     Row,
@@ -133,6 +135,9 @@ class Reply(NamedTuple):
     # While these paths keep their identities, the same request gets this reply
     # again (None: no such promise; see `devserve._files.Found.deps`).
     deps: Dependencies | None = None
+    # Wall-clock time after which it must be computed again even if ``deps`` hold
+    # (a listing's sizes and dates change without its folder changing).
+    fresh_until: float | None = None
 
     @property
     def length(self) -> int:
@@ -142,6 +147,17 @@ class Reply(NamedTuple):
         """Close the file descriptor the body would have been read from."""
         if self.source is not None and self.source.fd is not None:
             os.close(self.source.fd)
+
+
+# Why a path that is there answers 404, for the log line (with what would change it).
+REFUSALS = {
+    "hidden": "hidden: --show-hidden serves it",
+    "symlink": "a symlink leading outside the folder: --follow-symlinks serves it",
+    "no-listing": "a folder without an index page, and listings are off (--no-listing)",
+    "unreadable": "not readable by devserve: check its permissions",
+    "not a file": "not a regular file (a FIFO or a device)",
+    "not a folder": "a file, asked for as a folder (with a trailing /)",
+}
 
 
 class _Facts(NamedTuple):
@@ -432,13 +448,16 @@ class Site:
                 assert found.fd is not None
                 assert found.st is not None
                 entries = list_entries(found.path, found.fd, found.st, self.policy, self.table)
-            body = self.listings.get(key, folder, seq, now)
-            if body is None:
+            remembered = self.listings.get(key, folder, seq, now)
+            if remembered is not None:
+                body, read_at, same = *remembered, True
+            else:
                 rows, same = self._rows(found, entries)
                 at_root = found.path == (self.root.rstrip("/") or "/")
                 body = render_listing_page(
                     request.target, rows, key[2], parent=not at_root, encoding=self._encoding
                 )
+                read_at = now
                 if folder is not None and same:
                     self.listings.put(key, folder, seq, now, body)
         except OSError:
@@ -452,8 +471,14 @@ class Site:
             return self._page(request, body, ctype, seq, found._replace(kind="listing"))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
-        # No deps: the page shows sizes and dates its folder's identity does not cover.
-        return Reply(HTTPStatus.OK.value, fields, parts, None, "listing")
+        # The folder's identity does not cover the sizes and dates the page shows:
+        # the loop may send it again only while the site would give it back itself
+        # (with --reload the site drops it at the next change: the loop never has it).
+        if folder is None or not same or self.hub is not None:
+            return Reply(HTTPStatus.OK.value, fields, parts, None, "listing")
+        fresh = read_at + LISTING_SECONDS
+        listing = Reply(HTTPStatus.OK.value, fields, parts, None, "listing")
+        return listing._replace(deps=folder, fresh_until=fresh)
 
     def _rows(self, found: Found, entries: Sequence[Entry]) -> tuple[tuple[Row, ...], bool]:
         """The sizes and dates of a folder's entries, read through a checked descriptor,
@@ -482,7 +507,9 @@ class Site:
         """
         suggestion, read = self.suggestions.suggest_from(request.target)
         deps = join_deps(deps, read)
-        note = f"did you mean {suggestion}" if suggestion is not None else ""
+        # Something is there but refused: the log (never the page) says why.
+        why = REFUSALS.get(refusal(url_to_fs_path(request.target, self.root), self.policy) or "")
+        note = why or (f"did you mean {suggestion}" if suggestion is not None else "")
         if self.not_found_page is not None:
             page = find(self.not_found_page, self.policy, self.table)
             deps = join_deps(deps, page.deps)

@@ -278,3 +278,90 @@ def reload_config(
             raise BadInput("--watch and --ignore need --reload")
         return None
     return ReloadConfig(watch=tuple(watch), ignore=tuple(ignore))
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 request``, ``2 requests`` (``nouns``: an irregular plural)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+# Settings the start-up banner shows elsewhere (the URLs, the log itself) or never
+# (secrets); every other field of ServeConfig is described when it is not the default.
+_NOT_DESCRIBED = frozenset(
+    {"directory", "port", "bind", "lan", "tls_key", "tls_password_file", "log_format"}
+)
+
+
+def describe_settings(config: ServeConfig) -> list[str]:
+    """Every setting of ``config`` that is not the default, in words (the banner's Options).
+
+    A new field of ServeConfig must be described here or listed in _NOT_DESCRIBED
+    (a test walks the fields), so a setting can never be on without the banner saying so.
+    """
+    default = ServeConfig()
+    said: list[str] = []
+    for name in ServeConfig.__dataclass_fields__:
+        value, usual = getattr(config, name), getattr(default, name)
+        if name in _NOT_DESCRIBED or value == usual:
+            continue
+        said.extend(_describe(name, value))
+    return said
+
+
+def _describe(name: str, value: object) -> list[str]:
+    simple = {
+        "open_browser": "opens the browser",
+        "cors": "cors",
+        "spa": "spa",
+        "listing": "no listing",
+        "show_hidden": "hidden files served",
+        "follow_symlinks": "symlinks leave the root",
+        "tls_cert": "tls",
+        "tls_auto": "tls auto",
+        "quiet": "quiet",
+        "clean_urls": "clean URLs",
+        "host_files": "no host files",
+    }
+    if name in simple:
+        return [simple[name]]
+    if name == "headers":
+        assert isinstance(value, tuple)
+        return [plural(len(value), "extra header")]
+    if name == "auth":  # how many users: never a name or a password
+        assert isinstance(value, tuple)
+        return [f"auth: {plural(len(value), 'user')}"]
+    if name == "reload":
+        assert isinstance(value, ReloadConfig)
+        extra = [plural(len(value.watch), "more path") + " watched"] if value.watch else []
+        ignored = [plural(len(value.ignore), "ignore pattern")] if value.ignore else []
+        return ["live reload", *extra, *ignored]
+    if name == "cgi":
+        assert isinstance(value, CGIConfig)
+        return _describe_cgi(value)
+    described = {
+        "protocol": lambda: str(value),
+        "cache_control": lambda: f"Cache-Control: {value}",
+        "not_found_page": lambda: f"404 page: {value}",
+        "idle_timeout": lambda: f"idle timeout {value:g} s",
+        "request_timeout": lambda: f"request timeout {value:g} s",
+        "max_connections": lambda: f"at most {plural(int(str(value)), 'connection')}",
+    }
+    if name not in described:
+        raise KeyError(f"describe_settings does not know {name!r}")
+    return [described[name]()]
+
+
+def _describe_cgi(cgi: CGIConfig) -> list[str]:
+    default = CGIConfig()
+    said = [f"cgi: {', '.join(cgi.directories)}"]
+    if cgi.timeout != default.timeout:
+        said.append(f"script timeout {cgi.timeout:g} s")
+    if cgi.max_body != default.max_body:
+        said.append(f"max body {size_text(cgi.max_body)}")
+    if cgi.env:
+        said.append(plural(len(cgi.env), "script variable"))
+    if cgi.pass_env:
+        said.append(f"passes {', '.join(cgi.pass_env)}")
+    if cgi.pass_authorization:
+        said.append("Authorization passed to scripts")
+    return said

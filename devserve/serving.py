@@ -44,6 +44,7 @@ from devserve.config import (
     ReloadConfig,
     ServeConfig,
     ServeError,
+    describe_settings,
     parse_env,
     parse_header,
     reload_config,
@@ -508,42 +509,13 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
             if (loopback)
             else ""
         )
-    options = []
-    if config.tls:
-        options.append("tls auto" if config.tls_auto else "tls")
-    if config.auth:
-        options.append(f"auth: {len(config.auth)} user{'' if len(config.auth) == 1 else 's'}")
-    if config.spa:
-        options.append("spa")
-    if config.cors:
-        options.append("cors")
-    if not config.listing:
-        options.append("no listing")
-    if config.show_hidden:
-        options.append("hidden files served")
-    if config.follow_symlinks:
-        options.append("symlinks leave the root")
-    if config.headers:
-        options.append(f"{len(config.headers)} extra header(s)")
-    if config.clean_urls:
-        options.append("clean URLs")
-    if not config.host_files:
-        options.append("no host files")
-    if config.not_found_page is not None:
-        options.append(f"404 page: {config.not_found_page}")
-    if config.cgi is not None:
-        options.append(f"cgi: {', '.join(config.cgi.directories)} ({config.cgi.timeout:g} s)")
-    if config.reload is not None:
-        options.append("live reload")
-    if config.protocol != "HTTP/1.1":
-        options.append(config.protocol)
     made = server.certificate if isinstance(server, DevTLSServer) else None
     return ReadyInfo(
         version=__version__,
         directory=str(check_directory(config.directory)),
         urls=tuple(local),
         lan_urls=tuple(lan),
-        options=tuple(options),
+        options=tuple(describe_settings(config)),
         hint=hint,
         moved_from=moved,
         certificate=str(made.cert) if made is not None else "",
@@ -598,7 +570,9 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
         if clear is not None:
             reporter(LogEvent(time.time(), "warning", clear))
         if config.open_browser:
-            threading.Thread(target=webbrowser.open, args=(info.urls[0],), daemon=True).start()
+            threading.Thread(
+                target=_open_browser, args=(info.urls[0], reporter), daemon=True
+            ).start()
         server.serve_forever(poll_interval=0.2)
     finally:
         if hub is not None:
@@ -613,6 +587,19 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
     summary = stats.summary()
     reporter.stopped(summary)
     return summary
+
+
+def _open_browser(url: str, report: Reporter) -> None:
+    """--open: open ``url`` in the default browser, or say that none could be opened."""
+    try:
+        opened = webbrowser.open(url)
+    except Exception as error:  # a broken BROWSER setting, a missing display
+        opened, why = False, f" ({error})"
+    else:
+        why = ""
+    if not opened:
+        message = f"--open: no browser could be opened{why}; open {url} yourself"
+        report(LogEvent(time.time(), "warning", message))
 
 
 def _drain(server: HTTPServer, hurry: threading.Event) -> None:

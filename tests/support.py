@@ -6,8 +6,8 @@ import contextlib
 import dataclasses
 import functools
 import os
+import queue
 import re
-import select
 import signal
 import socket
 import socketserver
@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from devserve._loop import LoopHTTPServer
 from devserve.events import LogEvent, ReadyInfo, RequestRecord, Summary
@@ -217,30 +217,34 @@ def devserve_process(
         text=True,
     )
     try:
-        stream = process.stdout if log == "stdout" else process.stderr
-        assert stream is not None
-        url = ""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            # Never block past the deadline on a stream that says nothing.
-            if not select.select([stream], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                break
-            line = stream.readline()
-            if not line:
-                break
-            found = re.search(r"https?://[^\s\x1b\"]+", line)
-            if found:
-                url = found[0]
-                break
+        chosen = process.stdout if log == "stdout" else process.stderr
+        assert chosen is not None
+        stream: IO[str] = chosen
+        found_url: queue.Queue[str] = queue.Queue()
+
+        def first_url() -> None:
+            # A thread, so a stream that never says a URL cannot block the test.
+            for line in stream:
+                found = re.search(r"https?://[^\s\x1b\"]+", line)
+                if found:
+                    found_url.put(found[0])
+                    return
+            found_url.put("")
+
+        threading.Thread(target=first_url, daemon=True).start()
+        try:
+            url = found_url.get(timeout=20)
+        except queue.Empty:
+            url = ""
         assert url, "devserve did not print its URL"
         yield process, url
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def stop_and_read(process: subprocess.Popen[str], log: str = "stderr") -> str:

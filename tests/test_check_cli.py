@@ -63,7 +63,7 @@ def test_pretty_report_groups_by_severity(tmp_path: Path) -> None:
     assert lines[errors + 1] == "  DS301 index.html:9  gone.html is not found (404)"
     assert lines[errors + 2] == "        fix: fix the link or add the missing file"
     assert re.fullmatch(
-        r"✗ 1 error, 1 warning, 1 info in 2 files, 2 pages, 1 links \(\d\.\d\d s\)", lines[-1]
+        r"✗ 1 error, 1 warning, 1 info in 2 files, 2 pages, 1 link \(\d\.\d\d s\)", lines[-1]
     )
 
 
@@ -71,7 +71,7 @@ def test_pretty_report_of_a_clean_tree(tmp_path: Path) -> None:
     build(tmp_path, {"index.html": page("")})
     text = _render(run_check(tmp_path), "pretty")
     assert "Errors" not in text
-    assert re.search(r"^✓ no problems in 1 files, 1 pages, 0 links", text, re.M)
+    assert re.search(r"^✓ no problems in 1 file, 1 page, 0 links", text, re.M)
 
 
 def test_pretty_report_escapes_markup_and_control_characters(tmp_path: Path) -> None:

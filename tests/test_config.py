@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from devserve.config import BadInput, parse_count, parse_port, parse_seconds, parse_size, size_text
+from devserve._auth import User
+from devserve.config import (
+    BadInput,
+    CGIConfig,
+    ReloadConfig,
+    ServeConfig,
+    describe_settings,
+    parse_count,
+    parse_port,
+    parse_seconds,
+    parse_size,
+    plural,
+    size_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +77,57 @@ def test_numbers(parse: object, good: dict[str, object], bad: list[str]) -> None
     for text in bad:
         with pytest.raises(BadInput, match=r"^--option: expected "):
             parse(text, "--option")
+
+
+def test_every_setting_that_is_not_the_default_is_described() -> None:
+    """The banner's Options line: a setting is never on without the banner saying so."""
+    samples: dict[str, Any] = {
+        "open_browser": True,
+        "cors": True,
+        "headers": (("X-A", "1"), ("X-B", "2")),
+        "spa": True,
+        "listing": False,
+        "show_hidden": True,
+        "follow_symlinks": True,
+        "cache_control": "max-age=60",
+        "tls_cert": Path("cert.pem"),
+        "quiet": True,
+        "cgi": CGIConfig(timeout=5, max_body=10 * 1024**2, env=(("A", "1"),)),
+        "reload": ReloadConfig(watch=(Path("src"),), ignore=("*.map",)),
+        "host_files": False,
+        "clean_urls": True,
+        "not_found_page": "missing.html",
+        "idle_timeout": 5.0,
+        "max_connections": 1,
+        "request_timeout": 3.0,
+        "protocol": "HTTP/1.0",
+        "auth": (User("alice", "topsecret"), User("bob", "hunter2")),
+        "tls_auto": True,  # not with tls_cert: on its own below
+    }
+    not_described = {"directory", "port", "bind", "lan", "tls_key", "tls_password_file"}
+    not_described |= {"log_format"}
+    for name in ServeConfig.__dataclass_fields__:
+        if name in not_described:
+            continue
+        assert name in samples, f"describe_settings needs a case for the new field {name!r}"
+        said = describe_settings(replace(ServeConfig(), **{name: samples[name]}))
+        assert said, name
+    assert describe_settings(ServeConfig()) == []
+    together = {name: value for name, value in samples.items() if name != "tls_auto"}
+    assert describe_settings(replace(ServeConfig(), **together)) == [
+        "HTTP/1.0", "opens the browser", "cors", "2 extra headers", "spa", "no listing",
+        "hidden files served", "symlinks leave the root", "Cache-Control: max-age=60", "tls",
+        "quiet", "cgi: /cgi-bin, /htbin", "script timeout 5 s", "max body 10M",
+        "1 script variable", "live reload", "1 more path watched", "1 ignore pattern",
+        "no host files", "clean URLs", "404 page: missing.html", "idle timeout 5 s",
+        "at most 1 connection", "request timeout 3 s", "auth: 2 users",
+    ]  # fmt: skip
+    assert describe_settings(ServeConfig(tls_auto=True, auth=samples["auth"][:1])) == [
+        "auth: 1 user",
+        "tls auto",
+    ]
+
+
+def test_plural() -> None:
+    assert [plural(n, "request") for n in (0, 1, 2)] == ["0 requests", "1 request", "2 requests"]
+    assert plural(2, "entry", "entries") == "2 entries"

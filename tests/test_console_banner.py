@@ -43,17 +43,17 @@ BANNER_BEFORE: dict[str, list[str]] = {
         "devserve 1 serving /d\n",
         "  Local:   http://127.0.0.1:1/\n",
         "  Local:   http://[::1]:1/\n",
-        "stopped: 12 requests, 3.0 MiB sent, 1 errors in 1m15s\n",
-        "stopped: 1 requests, 10 B sent, 0 errors in 0.0 s\n",
-        "stopped: 1 requests, 10 B sent, 0 errors in 2h02m\n",
+        "stopped: 12 requests, 3.0 MiB sent, 1 error in 1m15s\n",
+        "stopped: 1 request, 10 B sent, 0 errors in 0.0 s\n",
+        "stopped: 1 request, 10 B sent, 0 errors in 2h02m\n",
     ],
     "pretty-colour": [
         "\x1b[1mdevserve 1\x1b[0m serving /d\n",
         "  \x1b[1mLocal:\x1b[0m   \x1b[1;36mhttp://127.0.0.1:1/\x1b[0m\n",
         "  \x1b[1mLocal:\x1b[0m   \x1b[1;36mhttp://[::1]:1/\x1b[0m\n",
-        "\x1b[1mstopped\x1b[0m: 12 requests, 3.0 MiB sent, 1 errors in 1m15s\n",
-        "\x1b[1mstopped\x1b[0m: 1 requests, 10 B sent, 0 errors in 0.0 s\n",
-        "\x1b[1mstopped\x1b[0m: 1 requests, 10 B sent, 0 errors in 2h02m\n",
+        "\x1b[1mstopped\x1b[0m: 12 requests, 3.0 MiB sent, 1 error in 1m15s\n",
+        "\x1b[1mstopped\x1b[0m: 1 request, 10 B sent, 0 errors in 0.0 s\n",
+        "\x1b[1mstopped\x1b[0m: 1 request, 10 B sent, 0 errors in 2h02m\n",
     ],
     "json": [
         (
@@ -121,7 +121,7 @@ def test_qr_code_only_on_a_terminal() -> None:
 def test_summary_line() -> None:
     console, out = plain_console()
     RequestLog(console).stopped(Summary(requests=12, size=3 * 1024 * 1024, errors=1, seconds=75))
-    assert out.getvalue().strip() == "stopped: 12 requests, 3.0 MiB sent, 1 errors in 1m15s"
+    assert out.getvalue().strip() == "stopped: 12 requests, 3.0 MiB sent, 1 error in 1m15s"
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ REPORT_BEFORE: dict[str, list[str]] = {
     "pretty-clean": [
         "devserve check /srv\n",
         "\n",
-        "✓ no problems in 1 files, 1 pages, 0 links (0.01 s)\n",
+        "✓ no problems in 1 file, 1 page, 0 links (0.01 s)\n",
     ],
     "github": [
         (
@@ -189,10 +189,10 @@ def test_each_format_as_before(
     ("report", "summary"),
     [
         (REPORT, "✗ 2 errors, 1 warning, 1 info (2 ignored) in 10 files, 3 pages, 4 links"),
-        (CLEAN, "✓ no problems in 1 files, 1 pages, 0 links"),
+        (CLEAN, "✓ no problems in 1 file, 1 page, 0 links"),
         (
             Report("d", CheckConfig(), REPORT.findings[2:3], 0, 1, 0, 0, 1.0),
-            "! 0 errors, 1 warning, 0 info in 1 files, 0 pages, 0 links",
+            "! 0 errors, 1 warning, 0 info in 1 file, 0 pages, 0 links",
         ),
     ],
 )

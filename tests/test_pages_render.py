@@ -422,8 +422,8 @@ KEY = ("/srv/d", "/d/", Order())
 def test_a_page_is_given_back_for_a_moment_while_its_folder_holds() -> None:
     pages = ListingPages()
     pages.put(KEY, "folder-v1", 0, 100.0, b"page")
-    assert pages.get(KEY, "folder-v1", 0, 100.0) == b"page"
-    assert pages.get(KEY, "folder-v1", 0, 100.0 + LISTING_SECONDS * 0.9) == b"page"
+    assert pages.get(KEY, "folder-v1", 0, 100.0) == (b"page", 100.0)
+    assert pages.get(KEY, "folder-v1", 0, 100.0 + LISTING_SECONDS * 0.9) == (b"page", 100.0)
     assert pages.get(KEY, "folder-v1", 0, 100.0 + LISTING_SECONDS) is None  # sizes may differ
     assert pages.get(KEY, "folder-v1", 0, 99.0) is None  # the clock went back
     assert pages.get(KEY, "folder-v2", 0, 100.0) is None  # a name added or removed

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from devserve._loop import LoopHTTPServer
 from devserve._site import SiteRequest
 from devserve.config import ReloadConfig, ServeConfig
 from tests.support import both_paths, normalized, port_of, raw_exchange, running_devserve
@@ -283,5 +284,22 @@ def test_a_page_is_rendered_once_for_its_moment(
         other = site_.respond(SiteRequest("GET", "/sub/?sort=size", {}))
     assert first.parts[0] is again.parts[0]  # the same bytes, not rendered twice
     assert other.parts[0] is not first.parts[0]
-    assert first.deps is None  # the loop must not keep it past its moment
+    assert first.deps is not None and first.fresh_until is not None  # the loop's only briefly
     assert site_.listings.size > 0
+
+
+def test_the_loop_sends_a_listing_again_only_for_its_moment(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeat listing is the loop's to send (fast) until its sizes may have changed."""
+    monkeypatch.setattr("devserve._files.RACY_SECONDS", 0.0)  # the folder counts as settled
+    with running_devserve(ServeConfig(directory=site, quiet=True)) as (server, _, _):
+        port = port_of(server)
+        request = b"GET /sub/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        assert raw_exchange(port, request).startswith(b"HTTP/1.1 200 ")
+        assert isinstance(server, LoopHTTPServer)
+        replies = server.replies
+        assert replies is not None
+        assert replies.recall(request) is not None  # remembered, for now
+        monkeypatch.setattr("time.time", lambda: 4_000_000_000.0)  # far later
+        assert replies.recall(request) is None  # its moment is over: read the folder again

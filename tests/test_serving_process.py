@@ -176,7 +176,7 @@ def test_options_change_what_is_served(site: Path) -> None:
     # the route was answered by the SPA fallback, and the banner lists the options
     route = r"^\S+ 127\.0\.0\.1 GET /some/app/route 200 \d+ B [\d.]+ ms spa$"
     assert re.search(route, log, re.M), log
-    assert "  Options: spa, cors, 1 extra header(s)" in log.splitlines(), log
+    assert "  Options: cors, 1 extra header, spa" in log.splitlines(), log
 
 
 def test_no_listing(site: Path) -> None:
@@ -244,6 +244,14 @@ def test_open_launches_the_browser(site: Path, tmp_path: Path) -> None:
             time.sleep(0.05)
         stop_and_read(process)
     assert opened.read_text().strip() == url
+
+
+def test_open_says_so_when_no_browser_opens(site: Path) -> None:
+    args = ("--port", "0", "--open", "--log-format", "plain")
+    with serve_process(str(site), *args, env={"BROWSER": "false"}) as (process, url):
+        time.sleep(1.0)  # the browser is tried in the background
+        log = stop_and_read(process)
+    assert f"--open: no browser could be opened; open {url} yourself" in log, log
 
 
 def binds_every_ipv6_address() -> bool:

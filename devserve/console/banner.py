@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
+from devserve.config import plural
 from devserve.console.text import format_size, human_duration, iso_time, json_line
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ def _print_qr(console: Console, url: str) -> None:
 def print_stopped(console: Console, summary: Summary) -> None:
     """The one-line summary after Ctrl-C / SIGTERM."""
     console.print(
-        f"[devserve.label]stopped[/]: {summary.requests} requests, "
-        f"{format_size(summary.size)} sent, {summary.errors} errors "
+        f"[devserve.label]stopped[/]: {plural(summary.requests, 'request')}, "
+        f"{format_size(summary.size)} sent, {plural(summary.errors, 'error')} "
         f"in {human_duration(summary.seconds)}"
     )
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from rich.console import Console
 from rich.markup import escape
 
+from devserve.config import plural
 from devserve.console.text import scrub
 
 if TYPE_CHECKING:
@@ -73,17 +74,14 @@ def check_summary(report: Report) -> str:
     """The one summary line: counts by severity, and what was looked at."""
     errors, warnings, info = (report.count(s) for s in ("error", "warning", "info"))
     if report.findings:
-        counts = (
-            f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}, "
-            f"{info} info"
-        )
+        counts = f"{plural(errors, 'error')}, {plural(warnings, 'warning')}, {info} info"
         mark = "✗" if errors else "!"
     else:
         counts, mark = "no problems", "✓"
     ignored = f" ({report.ignored} ignored)" if report.ignored else ""
     return (
-        f"{mark} {counts}{ignored} in {report.files} files, {report.pages} pages, "
-        f"{report.links} links ({report.seconds:.2f} s)"
+        f"{mark} {counts}{ignored} in {plural(report.files, 'file')}, "
+        f"{plural(report.pages, 'page')}, {plural(report.links, 'link')} ({report.seconds:.2f} s)"
     )
 
 
