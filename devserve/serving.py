@@ -500,7 +500,8 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         lan = [f"{scheme}://{url_host(a)}:{port}/" for a in lan_addresses()]
         if host == "0.0.0.0":
             lan = [url for url in lan if "[" not in url]
-        hint = "reachable from your network: anyone on it can read these files"
+        who = "anyone on it with the password" if config.auth else "anyone on it"
+        hint = f"reachable from your network: {who} can read these files"
     else:
         local = [f"{scheme}://{url_host(host)}:{port}/"]
         loopback = host in (LOOPBACK, "::1", "localhost") or host.startswith("127.")

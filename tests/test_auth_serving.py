@@ -322,6 +322,7 @@ def test_the_warning_and_ps_as_a_process(site: Path, tmp_path: Path) -> None:
             assert status_of(raw_exchange(port, good)) == 200
             rest = stop_and_read(process)
         assert "--auth without TLS: the password crosses the network in clear text" in rest
+        assert "reachable from your network: anyone on it with the password can" in rest
         assert PASSWORD not in rest
         assert GOOD.split()[1] not in rest
 
@@ -331,3 +332,20 @@ def test_no_warning_on_loopback(site: Path) -> None:
         rest = stop_and_read(process)
     assert "clear text" not in rest
     assert "Options: auth: 1 user" in rest or "auth: 1 user" in rest
+
+
+def test_the_json_log_shows_no_password(site: Path) -> None:
+    """The JSON log (stdout) of a server that refused and admitted requests, after the
+    banner: refusals explained, no password, no token."""
+    env = {"DEVSERVE_AUTH": f"alice:{PASSWORD}"}
+    command = ["serve", str(site), "-p", "0", "--lan", "--log-format", "json"]
+    with devserve_process(*command, env=env, log="stdout") as (process, url):
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        for auth in (GOOD, WRONG_PASSWORD, "Basic !!"):
+            raw_exchange(port, request("GET", "/notes.txt", f"Authorization: {auth}"))
+        text = stop_and_read(process, "stdout")
+    assert '"status": 200' in text
+    assert '"note": "wrong user or password"' in text
+    assert "clear text" in text  # the warning is an event of the log too
+    for secret in (PASSWORD, "correct horse", GOOD.split()[1], WRONG_PASSWORD.split()[1]):
+        assert secret not in text
