@@ -10,16 +10,12 @@ import typer
 
 from devserve.cli.app import EXIT_USAGE
 from devserve.cli.options import (
-    BindOption,
     FollowSymlinksOption,
-    LanOption,
     NoHostFilesOption,
     NoListingOption,
     ShowHiddenOption,
     SpaOption,
-    TlsCertOption,
     TLSMode,
-    TlsOption,
 )
 
 
@@ -32,6 +28,41 @@ class CheckFormat(str, Enum):
 
 
 CheckDirectory = Annotated[Path, typer.Argument(help="Folder to check.", show_default=True)]
+# How the server would be reached: serve's options, with what they mean to a check.
+CheckLanOption = Annotated[
+    bool,
+    typer.Option(
+        "--lan",
+        help="Check as `serve --lan` would serve: to other machines (over plain HTTP, "
+        "pages using APIs that need HTTPS are reported).",
+    ),
+]
+CheckBindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bind",
+        "-b",
+        metavar="ADDRESS",
+        help="Check as `serve --bind ADDRESS` would serve (an address other machines "
+        "reach counts as --lan).",
+    ),
+]
+CheckTlsOption = Annotated[
+    TLSMode | None,
+    typer.Option(
+        "--tls",
+        metavar="auto",
+        help="Check as `serve --tls auto` would serve: over HTTPS (no certificate is made).",
+    ),
+]
+CheckTlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert",
+        metavar="FILE",
+        help="Check as served over HTTPS with this certificate (the file is not read).",
+    ),
+]
 
 
 def check(
@@ -69,10 +100,10 @@ def check(
             help="Do not report this finding code, or a family such as DS5xx (repeatable).",
         ),
     ] = None,
-    lan: LanOption = False,
-    bind: BindOption = None,
-    tls: TlsOption = None,
-    tls_cert: TlsCertOption = None,
+    lan: CheckLanOption = False,
+    bind: CheckBindOption = None,
+    tls: CheckTlsOption = None,
+    tls_cert: CheckTlsCertOption = None,
 ) -> None:
     """Check DIRECTORY for what would go wrong if it were served with these options.
 
