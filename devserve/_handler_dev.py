@@ -26,8 +26,9 @@ from devserve._handler_static import SimpleHTTPRequestHandler
 from devserve._io import OpenFile, SocketWriter, file_reader, layout_body
 from devserve._overrides import reproduces
 from devserve._paths import SymlinkPolicy
+from devserve._reply import Reply, site_request
 from devserve._scripts import ScriptGroup
-from devserve._site import Reply, Site, site_request
+from devserve._site import Site
 from devserve.events import Journal, RequestRecord
 
 

@@ -53,8 +53,9 @@ from devserve._protocol import (
     parse_request_line,
     read_plain_head,
 )
+from devserve._reply import Reply, SiteRequest
 from devserve._servers import ThreadingHTTPServer
-from devserve._site import Reply, Site, SiteRequest
+from devserve._site import Site
 from devserve._static_rules import keeps_alive
 from devserve.events import Journal, refusal
 

@@ -28,7 +28,8 @@ from typing import NamedTuple
 from devserve._files import Dependencies, Dependency, still_true
 from devserve._loop_output import CloseFile, FileChunk, Out
 from devserve._protocol import ByteRange, http_date
-from devserve._site import Reply, Site
+from devserve._reply import Reply
+from devserve._site import Site
 from devserve._static_rules import closing_connection_field
 from devserve.events import Journal, RequestRecord
 

@@ -35,7 +35,7 @@ import secrets
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -77,6 +77,7 @@ from devserve._listing import (
 from devserve._mime import guess_type
 from devserve._paths import url_to_fs_path
 from devserve._protocol import ByteRange
+from devserve._reply import Reply, SiteRequest
 from devserve._static_rules import (
     NO_CONDITIONS,
     Conditions,
@@ -97,56 +98,6 @@ if TYPE_CHECKING:
     from devserve.reload.hub import ReloadHub
 
 _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
-
-
-class SiteRequest(NamedTuple):
-    """What the site reads of a request: method, target and its fields.
-
-    ``fields`` maps lower-cased names to values; where a name repeats, the first
-    value counts (as ``Message.get`` reads it).
-    """
-
-    method: str
-    target: str
-    fields: Mapping[str, str]
-
-
-def site_request(method: str, target: str, items: Sequence[tuple[str, str]]) -> SiteRequest:
-    """A SiteRequest from a request's (name, value) pairs, in the order they came."""
-    return SiteRequest(method, target, {name.lower(): value for name, value in reversed(items)})
-
-
-class Reply(NamedTuple):
-    """A static response: status, the handler's own fields, and the body's layout.
-
-    ``parts`` holds literal bytes and ranges of ``source`` (a file `locate`
-    found: its bytes, or an open descriptor the sender closes). ``served`` says
-    what answered (for the log); ``note`` is shown beside the request line.
-    """
-
-    status: int
-    fields: Fields
-    parts: tuple[bytes | ByteRange, ...] = ()
-    source: Found | None = None
-    served: str = ""
-    note: str = ""
-    uncacheable: bool = False  # Cache-Control: no-store instead of the configured one
-    logged: bool = True  # plumbing (the reload worker) is logged only when it fails
-    # While these paths keep their identities, the same request gets this reply
-    # again (None: no such promise; see `devserve._files.Found.deps`).
-    deps: Dependencies | None = None
-    # Wall-clock time after which it must be computed again even if ``deps`` hold
-    # (a listing's sizes and dates change without its folder changing).
-    fresh_until: float | None = None
-
-    @property
-    def length(self) -> int:
-        return sum(p.length if isinstance(p, ByteRange) else len(p) for p in self.parts)
-
-    def close_source(self) -> None:
-        """Close the file descriptor the body would have been read from."""
-        if self.source is not None and self.source.fd is not None:
-            os.close(self.source.fd)
 
 
 # Why a path that is there answers 404, for the log line (with what would change it).

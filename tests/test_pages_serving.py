@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from devserve._loop import LoopHTTPServer
-from devserve._site import SiteRequest
+from devserve._reply import SiteRequest
 from devserve.config import ReloadConfig, ServeConfig
 from tests.support import both_paths, normalized, port_of, raw_exchange, running_devserve
 from tests.test_pages_render import Parsed
