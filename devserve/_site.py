@@ -20,6 +20,9 @@ Invariants:
 - A live-reload page is read after the change count it carries (see
   `devserve.reload.handler`), is never partial and never cached.
 - A 404's suggestion names only a path the server would serve.
+- With ``--auth``, `respond` answers nothing but a 401 to a request the gate
+  (`devserve._auth.Gate`) refuses, and that 401 has no ``deps``: a reply the loop
+  remembers was always admitted, and only the very same head recalls it.
 - A listing shows its folder as read at most `devserve._listing.LISTING_SECONDS`
   ago (sizes and dates change without the folder's identity changing): the loop
   may send one again only until then (`Reply.fresh_until`), and never with --reload.
@@ -90,6 +93,7 @@ from devserve._static_rules import (
 from devserve._suggestion_table import SuggestionTable, decoded_path
 
 if TYPE_CHECKING:
+    from devserve._auth import Gate
     from devserve._host_files import HostFiles, HostState
     from devserve.reload.hub import ReloadHub
 
@@ -140,6 +144,7 @@ class Site:
         host: HostFiles | None = None,
         clean_urls: bool = False,
         not_found_page: str | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.policy = policy
         self.root = policy.root
@@ -159,6 +164,7 @@ class Site:
         self._hidden = host.paths if host is not None else frozenset()
         self.clean_urls = clean_urls  # /about.html and /about/ redirect to /about
         self.not_found_page = not_found_page  # served with 404 when it exists (404.html)
+        self.gate = gate  # --auth: who may be answered (None: everyone)
         self.suggestions = SuggestionTable(policy, table.max_bytes // 8, self._hidden)
         self.listings = ListingPages()
         self._memo: dict[tuple[str, int, int, int], _Facts] = {}
@@ -197,8 +203,19 @@ class Site:
         ``.html`` name, or with a slash, is redirected to its clean URL); that
         first rule, when nothing is there but a listing; the listing; the --spa
         fallback; 404, with the 404 page when there is one. `_headers` apply to
-        every answer but redirects.
+        every answer but redirects. With ``--auth``, a request the gate refuses gets
+        `unauthorized` instead of any of these.
         """
+        gate = self.gate
+        if gate is not None:
+            asked = request.fields
+            admission = gate.admit(
+                request.method,
+                asked.get("authorization"),
+                asked.get("access-control-request-method"),
+            )
+            if admission.refused:
+                return self.unauthorized(request, admission.refused)
         hub = self.hub
         seq = hub.seq if hub is not None else 0  # before any file is read
         if hub is not None and request.target.startswith(_reserved_prefix()):
@@ -520,6 +537,28 @@ class Site:
         )
         parts = (body,) if request.method != "HEAD" else ()
         return Reply(code, fields, parts, None, "", note, uncacheable)
+
+    def unauthorized(self, request: SiteRequest, why: str) -> Reply:
+        """401 with the Basic challenge, for a request the gate refused (``why``: the log's note).
+
+        Never remembered (no ``deps``) and never given the reload script: the page
+        behind it is not shown, so there is nothing to reload.
+        """
+        from devserve._auth import CHALLENGE
+
+        body = error_page(
+            self.error_template,
+            HTTPStatus.UNAUTHORIZED.value,
+            "Unauthorized",
+            "This server needs a user name and password",
+        )
+        fields = (
+            ("WWW-Authenticate", CHALLENGE),
+            ("Content-Type", self.error_content_type),
+            ("Content-Length", str(len(body))),
+        )
+        parts = (body,) if request.method != "HEAD" else ()
+        return Reply(HTTPStatus.UNAUTHORIZED.value, fields, parts, None, "auth", why)
 
     def _reserved(self, request: SiteRequest) -> Reply:
         """The live-reload worker script (the event stream is a thread's; see `answers`)."""

@@ -24,7 +24,9 @@ from devserve.config import BadInput
 
 COMMANDS = ("serve", "cgi", "check")
 # Options whose values are paths: relative ones are taken from the file's folder.
-PATH_SETTINGS = frozenset({"directory", "tls_cert", "tls_key", "tls_password_file", "watch"})
+PATH_SETTINGS = frozenset(
+    {"directory", "tls_cert", "tls_key", "tls_password_file", "watch", "auth_file"}
+)
 
 
 def find(folder: Path) -> tuple[Path, Mapping[str, Any]] | None:

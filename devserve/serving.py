@@ -24,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devserve import __version__
+from devserve._auth import Gate, clear_text_warning
 from devserve._files import Policy
 from devserve._handler_dev import CGIContext, DevCGIHandler, DevHandler, HandlerContext
 from devserve._host_files import HostFiles
@@ -53,6 +54,7 @@ from devserve.limits import descriptor_warning, fit_descriptors
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
+    from devserve._tls_auto import AutoCertificate
     from devserve.reload.hub import ReloadHub
     from devserve.reload.watcher import Change, ChangeWatcher
 
@@ -213,7 +215,10 @@ class DevServer(_Reporting, LoopHTTPServer):
 
 
 class DevTLSServer(_Reporting, ThreadingHTTPSServer):
-    """`devserve serve --tls-cert`'s server: threads do the TLS (no event loop)."""
+    """`devserve serve --tls-cert`'s server: threads do the TLS (no event loop).
+
+    ``certificate``: the one ``--tls auto`` made or kept (None: the user's own).
+    """
 
     def __init__(
         self,
@@ -221,9 +226,11 @@ class DevTLSServer(_Reporting, ThreadingHTTPSServer):
         config: ServeConfig,
         context: HandlerContext,
         journal: ServerJournal,
+        certificate: AutoCertificate | None = None,
         **tls: Any,
     ) -> None:
         self._set_up(config, context, journal)
+        self.certificate = certificate
         ThreadingHTTPSServer.__init__(self, address, _handler_class(config), **tls)
 
 
@@ -269,6 +276,7 @@ def handler_context(
         host=host,
         clean_urls=config.clean_urls,
         not_found_page=not_found_path(config, root),
+        gate=Gate(config.auth, config.cors) if config.auth else None,
     )
     cgi_context = None
     if cgi is not None:
@@ -321,6 +329,11 @@ def _check_readable(path: Path, what: str) -> None:
 
 
 def _tls_options(config: ServeConfig) -> dict[str, Any]:
+    if config.tls_auto:
+        from devserve._tls_auto import auto_certificate, names_needed
+
+        made = auto_certificate(names_needed(config.lan, config.bind))
+        return {"certfile": str(made.cert), "keyfile": str(made.key), "certificate": made}
     if config.tls_cert is None:
         return {}
     _check_readable(config.tls_cert, "TLS certificate")
@@ -487,7 +500,8 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         lan = [f"{scheme}://{url_host(a)}:{port}/" for a in lan_addresses()]
         if host == "0.0.0.0":
             lan = [url for url in lan if "[" not in url]
-        hint = "reachable from your network: anyone on it can read these files"
+        who = "anyone on it with the password" if config.auth else "anyone on it"
+        hint = f"reachable from your network: {who} can read these files"
     else:
         local = [f"{scheme}://{url_host(host)}:{port}/"]
         loopback = host in (LOOPBACK, "::1", "localhost") or host.startswith("127.")
@@ -496,6 +510,7 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
             if (loopback)
             else ""
         )
+    made = server.certificate if isinstance(server, DevTLSServer) else None
     return ReadyInfo(
         version=__version__,
         directory=str(check_directory(config.directory)),
@@ -504,6 +519,9 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         options=tuple(describe_settings(config)),
         hint=hint,
         moved_from=moved,
+        certificate=str(made.cert) if made is not None else "",
+        fingerprint=made.fingerprint if made is not None else "",
+        certificate_made=made is not None and made.made,
     )
 
 
@@ -549,6 +567,9 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
             host.current()  # read the rule files now: their problems are logged at start-up
         if fitted_from is not None:
             reporter(LogEvent(time.time(), "warning", descriptor_warning(config, fitted_from)))
+        clear = clear_text_warning(config.lan, config.bind, config.tls) if config.auth else None
+        if clear is not None:
+            reporter(LogEvent(time.time(), "warning", clear))
         if config.open_browser:
             threading.Thread(
                 target=_open_browser, args=(info.urls[0], reporter), daemon=True

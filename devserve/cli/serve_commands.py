@@ -19,6 +19,8 @@ from devserve.cli.options import (
     CGI_TIMEOUT,
     IDLE_TIMEOUT,
     MAX_CONNECTIONS,
+    AuthFileOption,
+    AuthOption,
     BindOption,
     CleanUrlsOption,
     CorsOption,
@@ -45,6 +47,8 @@ from devserve.cli.options import (
     SpaOption,
     TlsCertOption,
     TlsKeyOption,
+    TLSMode,
+    TlsOption,
     TlsPasswordOption,
     WatchOption,
     parsed_by,
@@ -52,6 +56,7 @@ from devserve.cli.options import (
 from devserve.config import parse_seconds, parse_size, size_text
 
 if TYPE_CHECKING:
+    from devserve._auth import User
     from devserve.config import CGIConfig, ServeConfig
 
 
@@ -82,6 +87,9 @@ def serve(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    auth: AuthOption = None,
+    auth_file: AuthFileOption = None,
+    tls: TlsOption = None,
     show_settings: ShowSettingsOption = False,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
@@ -113,6 +121,8 @@ def serve(
             watch=watch,
             ignore=ignore,
             cgi=None,
+            auth=_users(auth, auth_file),
+            tls_auto=tls is TLSMode.auto,
         )
     )
     if show_settings:
@@ -200,6 +210,9 @@ def cgi(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    auth: AuthOption = None,
+    auth_file: AuthFileOption = None,
+    tls: TlsOption = None,
     show_settings: ShowSettingsOption = False,
 ) -> None:
     """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
@@ -242,6 +255,8 @@ def cgi(
             watch=watch,
             ignore=ignore,
             cgi=gateway,
+            auth=_users(auth, auth_file),
+            tls_auto=tls is TLSMode.auto,
         )
 
     config = _configured(build)
@@ -279,6 +294,8 @@ def _serve_config(
     watch: list[Path] | None,
     ignore: list[str] | None,
     cgi: CGIConfig | None,
+    auth: tuple[User, ...],
+    tls_auto: bool,
 ) -> ServeConfig:
     """The configuration the options of `serve` (and `cgi`) describe; ServeError if bad."""
     from devserve.config import ServeConfig, parse_header, reload_config
@@ -308,7 +325,18 @@ def _serve_config(
         reload=reload_config(reload, tuple(watch or ()), tuple(ignore or ())),
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        auth=auth,
+        tls_auto=tls_auto,
     )
+
+
+def _users(auth: str | None, auth_file: Path | None) -> tuple[User, ...]:
+    """The users --auth (or DEVSERVE_AUTH) or --auth-file names; BadInput if bad or both."""
+    if auth is None and auth_file is None:
+        return ()
+    from devserve._auth import users_from
+
+    return users_from(auth, auth_file)
 
 
 def _configured(build: Callable[[], ServeConfig]) -> ServeConfig:
@@ -344,8 +372,7 @@ def _print_settings(ctx: typer.Context) -> None:
         if value is None or (isinstance(value, (list, tuple)) and not value):
             typer.echo(f"# {key} is not set ({said})")
             continue
-        secret = "auth" in name and isinstance(value, str)
-        shown = '"***"' if secret else _toml(value)  # never a password
+        shown = '"***"' if name == "auth" else _toml(value)  # never a password
         typer.echo(f"{key} = {shown}  # {said}")
 
 
