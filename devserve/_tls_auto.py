@@ -10,7 +10,8 @@ vouch for any site, and its key would sit in this folder; a single certificate
 vouches only for the names it lists.
 
 `cryptography` is imported only here, and this module only for ``--tls auto``,
-so start-up does not pay for it; it is the ``devserve[tls]`` extra.
+so start-up does not pay for it; a dependency of devserve, so it
+is missing only from a broken install.
 
 Invariants:
 - The key file is created 0600 (its folder 0700) and replaced whole
@@ -50,7 +51,10 @@ DATA_VARIABLE = "DEVSERVE_DATA_DIR"
 VALIDITY_DAYS = 397
 # A certificate this close to its end is replaced at start-up.
 RENEW_BEFORE = datetime.timedelta(days=7)
-INSTALL_HINT = "--tls auto needs the cryptography package: pip install 'devserve[tls]'"
+INSTALL_HINT = (
+    "--tls auto needs the cryptography and platformdirs packages, which this "
+    "installation of devserve lacks: reinstall devserve (pip install cryptography platformdirs)"
+)
 
 _DNS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", re.ASCII)
 

@@ -272,7 +272,7 @@ def test_without_cryptography_the_error_says_how_to_install(
     status, output = run_main(["serve", str(tmp_path), "-p", "0", "--tls", "auto"])
     assert (status, output) == (
         1,
-        "devserve: error: --tls auto needs the cryptography package: pip install 'devserve[tls]'\n",
+        f"devserve: error: {INSTALL_HINT}\n",
     )
 
 

@@ -238,7 +238,6 @@ TlsOption = Annotated[
     typer.Option(
         "--tls",
         metavar="auto",
-        help="auto: serve HTTPS with a self-signed certificate devserve makes and keeps "
-        "(pip install 'devserve[tls]').",
+        help="auto: serve HTTPS with a self-signed certificate devserve makes and keeps.",
     ),
 ]
