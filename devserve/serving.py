@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import signal
 import socket
@@ -21,7 +20,7 @@ import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from devserve import __version__
 from devserve._auth import Gate, clear_text_warning
@@ -31,6 +30,7 @@ from devserve._host_files import HostFiles
 from devserve._io import CLIENT_GONE
 from devserve._loop import LoopHTTPServer
 from devserve._net import lan_addresses, url_host
+from devserve._reporting import Notices, Reporter, ServerJournal, Stats
 from devserve._site import Site
 from devserve._static_rules import head_rules
 from devserve.config import (
@@ -49,7 +49,7 @@ from devserve.config import (
     parse_header,
     reload_config,
 )
-from devserve.events import Journal, LogEvent, ReadyInfo, RequestRecord, Summary, refusal
+from devserve.events import Journal, LogEvent, ReadyInfo, Summary, refusal
 from devserve.limits import descriptor_warning, fit_descriptors
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
@@ -74,98 +74,6 @@ __all__ = [
 
 # Seconds in-flight requests get to finish after Ctrl-C / SIGTERM.
 SHUTDOWN_GRACE = 5.0
-
-
-class Reporter(Protocol):
-    """Whoever presents the server to the user (the console, in the CLI)."""
-
-    def __call__(self, item: RequestRecord | LogEvent) -> None: ...
-
-    def repeater(self, record: RequestRecord) -> Callable[[float, float], None]:
-        """A sink for more requests like ``record`` but for their time and duration."""
-        ...
-
-    def ready(self, info: ReadyInfo) -> None: ...
-
-    def stopped(self, summary: Summary) -> None: ...
-
-
-class Stats:
-    """Totals for the summary line, updated from the loop and every request thread."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.requests = 0
-        self.size = 0
-        self.errors = 0
-        self._lock = threading.Lock()
-
-    def add(self, size: int, error: bool) -> None:
-        with self._lock:
-            self.requests += 1
-            self.size += size
-            self.errors += error
-
-    def error(self) -> None:
-        with self._lock:
-            self.errors += 1
-
-    def summary(self) -> Summary:
-        return Summary(self.requests, self.size, self.errors, time.monotonic() - self.started)
-
-
-class ServerJournal:
-    """The `Journal` a devserve server reports to: the stop summary's totals and the log."""
-
-    def __init__(self, stats: Stats, report: Reporter, quiet: bool) -> None:
-        self.stats = stats
-        self.report = report
-        self.quiet = quiet
-
-    def answered(self, record: RequestRecord) -> None:
-        self.stats.add(record.size, record.status >= 500)
-        if not self.quiet:
-            self.report(record)
-
-    def repeats(self, record: RequestRecord) -> Callable[[float, float], None]:
-        add, size, failed = self.stats.add, record.size, record.status >= 500
-        if self.quiet:
-            return lambda when, duration: add(size, failed)
-        emit = self.report.repeater(record)
-
-        def repeat(when: float, duration: float) -> None:
-            add(size, failed)
-            emit(when, duration)
-
-        return repeat
-
-    def error(self, message: str, detail: str = "") -> None:
-        self.report(LogEvent(time.time(), "error", message, detail))
-
-    def failed(self, client: str, detail: str) -> None:
-        self.stats.error()
-        self.error(f"error while handling a request from {client}", detail)
-
-
-# Distinct live-reload notices said at most (each is one log line).
-NOTICES = 4096
-
-
-class Notices:
-    """Live-reload notices said once per key (a page that stays uninjected, say)."""
-
-    def __init__(self, report: Reporter) -> None:
-        self.report = report
-        self._told: set[bytes] = set()  # digests: a key a client chose cannot grow memory
-        self._lock = threading.Lock()
-
-    def __call__(self, key: str, message: str) -> None:
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).digest()
-        with self._lock:
-            if digest in self._told or len(self._told) >= NOTICES:
-                return
-            self._told.add(digest)
-        self.report(LogEvent(time.time(), "warning", message))
 
 
 class _Reporting(HTTPServer):
