@@ -5,6 +5,10 @@ server's `Site` (exactly as the event loop answers them), reporting every
 request to the server's `Journal`, and adding the configured headers to every
 response. Their settings come from the frozen `HandlerContext` the server holds,
 not from per-server subclasses.
+
+With ``--auth``, every request a thread reads passes the site's gate
+(`devserve._auth.Gate`) before anything answers it: a refused one gets the site's
+401, and an admitted user is what CGI scripts are told (``REMOTE_USER``).
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class DevHandler(SimpleHTTPRequestHandler):
     verified_user: tuple[str, str | None] | None = None
     _uncacheable = False  # the response must not be stored: Cache-Control: no-store
     _unlogged = False  # plumbing the request log leaves out when it succeeds
+    _admitted = False  # this request passed the gate (--auth) already
 
     def __init__(self, request: Any, client_address: Any, server: Any, **kwargs: Any) -> None:
         context: HandlerContext = server.context
@@ -133,6 +138,8 @@ class DevHandler(SimpleHTTPRequestHandler):
             )
         )
 
+    # -------------------------------------------------------------- --proxy
+
     def _dispatch(self, command: str) -> Callable[[], None] | None:
         """A request a ``--proxy`` route claims is forwarded, whatever its method."""
         proxy = self.context.proxy
@@ -148,12 +155,54 @@ class DevHandler(SimpleHTTPRequestHandler):
                 return lambda: relay(self, proxy, forward)
         return super()._dispatch(command)
 
+    # -------------------------------------------------------------- --auth
+
+    def parse_request(self) -> bool:
+        """Keeps the documented contract; with ``--auth``, a request the gate refuses is
+        answered 401 here, whatever it asks for (False: nothing more to do)."""
+        self.verified_user = None
+        self._admitted = False
+        return super().parse_request() and (self._admitted or self._pass_gate())
+
     def handle_expect_100(self) -> bool:
-        """Keeps the documented contract; a forwarded request waits for its backend's 100."""
+        """Keeps the documented contract; a request the gate refuses gets its 401 instead,
+        and a request a ``--proxy`` route forwards waits for its backend's 100."""
+        if not self._pass_gate():
+            return False
         proxy = self.context.proxy
         if proxy is not None and proxy.routes.forward(self.path) is not None:
             return True  # devserve._handler_proxy relays the backend's answer
         return super().handle_expect_100()
+
+    def _pass_gate(self) -> bool:
+        """Ask the site's gate; answer 401 if it refuses, else note who was admitted."""
+        site = self.context.site
+        gate = site.gate
+        if gate is None:
+            self._admitted = True
+            return True
+        headers = self.headers
+        admission = gate.admit(
+            str(self.command),
+            headers.get("Authorization"),
+            headers.get("Access-Control-Request-Method"),
+        )
+        if admission.refused:
+            if self._framing.has_body and "100-continue" in headers.get("Expect", "").lower():
+                self.close_connection = True  # the body was not invited: it may never come
+            else:
+                self._discard_body()
+            request = site_request(str(self.command), self.path, headers.items())
+            body = self._send_reply(site.unauthorized(request, admission.refused))
+            if body is not None:
+                self.wfile.write(body.read())
+            return False
+        if admission.user is not None:
+            self.verified_user = ("Basic", admission.user)
+        self._admitted = True
+        return True
+
+    # -------------------------------------------------------------- static replies
 
     def send_head(self) -> Body | None:
         """Keeps the documented contract; a request the site serves gets the site's reply.

@@ -122,10 +122,13 @@ class Relay:
         framing = h._framing
         site = h.context.site
         websocket = wants_websocket(self.method, h.request_version, self.fields)
-        request = site_request(self.method, h.path, self.fields)
-        hub = site.hub
-        seq = hub.seq if hub is not None else 0  # before the backend makes the page
-        page_reload = not websocket and site.takes_script(request)
+        reload = site.reload
+        seq = reload.hub.seq if reload is not None else 0  # before the backend makes the page
+        page_reload = (
+            reload is not None
+            and not websocket
+            and reload.takes_proxied(site_request(self.method, h.path, self.fields))
+        )
         expect = (
             framing.has_body and h.request_version == "HTTP/1.1" and expects_continue(self.fields)
         )
@@ -144,6 +147,7 @@ class Relay:
             expect=expect,
             websocket=websocket,
             page_reload=page_reload,
+            own_credentials=h.verified_user is not None,
         )
         lines = [f"{self.method} {self.forward.target} HTTP/1.1\r\n"]
         lines += [f"{name}: {value}\r\n" for name, value in fields]
@@ -400,21 +404,18 @@ class Relay:
                 self.send_pieces(itertools.chain((bytes(page),), pieces), framing)
                 return
         ctype = next((v for n, v in fields if n.lower() == "content-type"), "text/html")
-        site = h.context.site
-        body = site.inject_script(h.path, bytes(page), ctype, seq, self.method != "GET")
+        reload = h.context.site.reload
+        assert reload is not None  # page_reload is only ever set under --reload
+        body = reload.proxied_page(h.path, bytes(page), ctype, seq, self.method != "GET")
         kept = [(n, v) for n, v in fields if n.lower() not in STALE_AFTER_INJECTION]
         kept.append(("Cache-Control", "no-store"))
         head = self.head(status_line, kept, ClientFraming("length", len(body)))
         h.wfile.write(head + body)
 
     def _say_not_injected(self, why: str) -> None:
-        site = self.h.context.site
-        if site.notice is not None:
-            site.notice(
-                f"not-injected {self.forward.url}",
-                f"live reload: {self.forward.url} has no reload script ({why}); "
-                "it will not refresh by itself",
-            )
+        reload = self.h.context.site.reload
+        if reload is not None:
+            reload.say_not_injected(self.h.path, why)
 
     # ------------------------------------------------------------------ websocket
 

@@ -185,7 +185,8 @@ class LoopHTTPServer(ThreadingHTTPServer):
         Responses in flight get `drain_grace` seconds (`abandon` cuts that short);
         connections handlers return meanwhile are closed, not parked.
         """
-        self._handoff.close()
+        for sock in self._handoff.close():  # given back, not adopted yet: closed here
+            self.shutdown_request(sock)
         with contextlib.suppress(KeyError, ValueError):
             selector.unregister(self.socket)
         deadline = time.monotonic() + self.drain_grace

@@ -60,6 +60,19 @@ def _linux_ipv6() -> list[str]:
     return addresses
 
 
+def reaches_other_machines(lan: bool, bind: str | None) -> bool:
+    """Whether a server with ``--lan`` or ``--bind`` as given can be reached from other
+    machines: every interface, or an address that is not loopback (a host name counts)."""
+    if lan:
+        return True
+    if bind is None or bind == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return True
+
+
 def url_host(address: str) -> str:
     """An address as it stands in a URL (IPv6 in brackets)."""
     return f"[{address}]" if ":" in address else address

@@ -340,17 +340,21 @@ def request_fields(
     expect: bool = False,
     websocket: bool = False,
     page_reload: bool = False,
+    own_credentials: bool = False,
 ) -> Fields:
     """The header fields sent to the backend for a request with ``fields``.
 
     ``length``/``chunked``: how devserve frames the body it sends. ``expect``:
     ask the backend for ``100 Continue``. ``websocket``: ask it to upgrade.
     ``page_reload``: a page request under --reload (sent without validators or
-    ranges, asking for an uncompressed body).
+    ranges, asking for an uncompressed body). ``own_credentials``: the request's
+    ``Authorization`` holds devserve's own password (--auth), which no backend gets.
     """
     host = client.host if keep_host and client.host else route.authority
     out: Fields = [("Host", host)]
     dropped = _SET_BY_PROXY | _VALIDATORS_AND_RANGES if page_reload else _SET_BY_PROXY
+    if own_credentials:
+        dropped = dropped | {"authorization"}
     # The client's X-Forwarded-For, Forwarded and Via values, extended below.
     extended: dict[str, list[str]] = {name: [] for name in _EXTENDED_BY_PROXY}
     for name, value in end_to_end(fields):

@@ -20,6 +20,9 @@ Invariants:
 - A live-reload page is read after the change count it carries (see
   `devserve.reload.handler`), is never partial and never cached.
 - A 404's suggestion names only a path the server would serve.
+- With ``--auth``, `respond` answers nothing but a 401 to a request the gate
+  (`devserve._auth.Gate`) refuses, and that 401 has no ``deps``: a reply the loop
+  remembers was always admitted, and only the very same head recalls it.
 - A listing shows its folder as read at most `devserve._listing.LISTING_SECONDS`
   ago (sizes and dates change without the folder's identity changing): the loop
   may send one again only until then (`Reply.fresh_until`), and never with --reload.
@@ -90,12 +93,11 @@ from devserve._static_rules import (
 from devserve._suggestion_table import SuggestionTable, decoded_path
 
 if TYPE_CHECKING:
+    from devserve._auth import Gate
     from devserve._host_files import HostFiles, HostState
     from devserve._proxy import Routes
     from devserve.reload.hub import ReloadHub
-
-_PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
-
+    from devserve.reload.pages import ReloadPages
 
 # Why a path that is there answers 404, for the log line (with what would change it).
 REFUSALS = {
@@ -142,6 +144,7 @@ class Site:
         clean_urls: bool = False,
         not_found_page: str | None = None,
         routes: Routes | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.policy = policy
         self.root = policy.root
@@ -155,6 +158,8 @@ class Site:
         self.cgi_directories = list(cgi_directories)
         self.hub = hub
         self.notice = notice
+        # --reload: what it changes in replies (imported only then)
+        self.reload = _reload_pages(hub, notice)
         self.table = table
         # `_redirects` and `_headers` (None: --no-host-files); they are never served.
         self.host = host
@@ -162,6 +167,7 @@ class Site:
         self.clean_urls = clean_urls  # /about.html and /about/ redirect to /about
         self.not_found_page = not_found_page  # served with 404 when it exists (404.html)
         self.routes = routes  # --proxy: targets a backend answers (None: no routes)
+        self.gate = gate  # --auth: who may be answered (None: everyone)
         self.suggestions = SuggestionTable(policy, table.max_bytes // 8, self._hidden)
         self.listings = ListingPages()
         self._memo: dict[tuple[str, int, int, int], _Facts] = {}
@@ -182,7 +188,7 @@ class Site:
             return False
         if self.cgi_directories and self.is_cgi(target):
             return False
-        return self.hub is None or not target.startswith(_reserved_events())
+        return self.reload is None or not target.startswith(self.reload.events_path)
 
     def is_cgi(self, target: str) -> bool:
         """Whether ``target`` runs a CGI script (the gateway's own rule)."""
@@ -204,12 +210,27 @@ class Site:
         ``.html`` name, or with a slash, is redirected to its clean URL); that
         first rule, when nothing is there but a listing; the listing; the --spa
         fallback; 404, with the 404 page when there is one. `_headers` apply to
-        every answer but redirects.
+        every answer but redirects. With ``--auth``, a request the gate refuses gets
+        `unauthorized` instead of any of these.
         """
+        gate = self.gate
+        if gate is not None:
+            asked = request.fields
+            admission = gate.admit(
+                request.method,
+                asked.get("authorization"),
+                asked.get("access-control-request-method"),
+            )
+            if admission.refused:
+                return self.unauthorized(request, admission.refused)
         hub = self.hub
         seq = hub.seq if hub is not None else 0  # before any file is read
-        if hub is not None and request.target.startswith(_reserved_prefix()):
-            return self._reserved(request)
+        reload = self.reload
+        if reload is not None and request.target.startswith(reload.prefix):
+            worker = reload.worker(request)
+            if worker is None:
+                return self.error(request, HTTPStatus.NOT_FOUND.value, "Not a live reload endpoint")
+            return worker
         if self.host is None:
             return self._resolve(request, seq, None)
         rules = self.host.current()
@@ -295,10 +316,11 @@ class Site:
         assert st is not None
         facts = self._facts(found.path, st)
         ctype = facts.content_type
-        if self.hub is not None and _is_html(ctype) and _navigation(request):
-            page = self._page_bytes(found, _url_path(request.target))
+        reload = self.reload
+        if reload is not None and reload.wants(request, ctype):
+            page = reload.page_bytes(found, request.target)
             if page is not None:
-                return self._page(request, page, ctype, seq, found)
+                return reload.page(request, page, ctype, seq, found)
         conditions = Conditions.from_fields(request.fields)
         if conditions is None:
             answer = facts.whole  # no precondition or range: the file's plain 200
@@ -317,7 +339,8 @@ class Site:
             _close(found)
         if len(parts) > 1:
             deps = None  # a multipart body has a boundary of its own each time
-        self._tell_unreloadable(request, ctype, found)
+        if reload is not None:
+            reload.tell_unreloadable(request, ctype, found)
         source = found if parts else None
         return Reply(answer.status, answer.fields, parts, source, found.kind, deps=deps)
 
@@ -334,69 +357,6 @@ class Site:
                 self._memo.clear()
             self._memo[key] = facts
         return facts
-
-    def _page_bytes(self, found: Found, url_path: str) -> bytes | None:
-        """An HTML file's bytes for injection (None: too large to read into memory)."""
-        from devserve.reload.inject import MAX_INJECT_SIZE
-
-        if found.data is not None:
-            return found.data
-        assert found.st is not None
-        assert found.fd is not None
-        if found.st.st_size > MAX_INJECT_SIZE:
-            self._say_not_injected(found, url_path, f"larger than {MAX_INJECT_SIZE >> 20} MiB")
-            return None
-        try:
-            return os.pread(found.fd, found.st.st_size, 0)
-        finally:
-            os.close(found.fd)
-
-    def _page(
-        self,
-        request: SiteRequest,
-        body: bytes,
-        ctype: str,
-        seq: int,
-        found: Found,
-        status: int = HTTPStatus.OK.value,
-    ) -> Reply:
-        """An HTML page with the reload script in it (never cached, never partial)."""
-        from devserve.reload.inject import CannotInject, charset_of, inject_html
-
-        try:
-            body = inject_html(body, self._snippet(request.target, seq), charset_of(ctype))
-        except CannotInject as error:
-            self._say_not_injected(found, _url_path(request.target), str(error))
-        fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
-        parts = (body,) if request.method == "GET" else ()
-        return Reply(status, fields, parts, None, found.kind, uncacheable=True)
-
-    def _snippet(self, target: str, seq: int, posted: bool = False) -> str:
-        from devserve.reload.inject import reload_snippet, root_prefix
-
-        assert self.hub is not None
-        return reload_snippet(root_prefix(target), self.hub.server_id, seq, posted)
-
-    def takes_script(self, request: SiteRequest) -> bool:
-        """Whether a page answering ``request`` (from anywhere: a backend, say) gets the
-        reload script: with --reload, for a page being displayed (GET, or a form's POST)."""
-        return self.hub is not None and request.method in ("GET", "POST") and _navigation(request)
-
-    def inject_script(self, target: str, page: bytes, ctype: str, seq: int, posted: bool) -> bytes:
-        """``page`` (HTML of type ``ctype``, asked for as ``target``) with the reload script
-        in it, or as it is when it cannot take one (said once per target).
-
-        ``seq``: the change count when the request arrived; ``posted``: the page
-        answered a POST (the script reloads it with a GET).
-        """
-        from devserve.reload.inject import CannotInject, charset_of, inject_html
-
-        try:
-            return inject_html(page, self._snippet(target, seq, posted), charset_of(ctype))
-        except CannotInject as error:
-            path = _url_path(target)
-            self._notice_not_injected(f"not-injected {path}", path, str(error))
-            return page
 
     def _listing(self, request: SiteRequest, found: Found, seq: int) -> Reply:
         """The listing page: remembered briefly, as sizes and dates change inside the folder."""
@@ -429,8 +389,8 @@ class Site:
         finally:
             _close(found)
         ctype = f"text/html; charset={self._encoding}"
-        if self.hub is not None and _navigation(request):
-            return self._page(request, body, ctype, seq, found._replace(kind="listing"))
+        if self.reload is not None and self.reload.shows(request):
+            return self.reload.page(request, body, ctype, seq, found._replace(kind="listing"))
         fields = (("Content-type", ctype), ("Content-Length", str(len(body))))
         parts = (body,) if request.method == "GET" else ()
         # The folder's identity does not cover the sizes and dates the page shows:
@@ -498,10 +458,11 @@ class Site:
         assert st is not None
         ctype = self.content_type(page.path)
         status = HTTPStatus.NOT_FOUND.value
-        if self.hub is not None and _is_html(ctype) and _navigation(request):
-            body = self._page_bytes(page, _url_path(request.target))
+        reload = self.reload
+        if reload is not None and reload.wants(request, ctype):
+            body = reload.page_bytes(page, request.target)
             if body is not None:
-                return self._page(request, body, ctype, seq, page, status)._replace(note=note)
+                return reload.page(request, body, ctype, seq, page, status)._replace(note=note)
         fields = (("Content-Type", ctype), ("Content-Length", str(st.st_size)))
         parts: tuple[bytes | ByteRange, ...] = ()
         if request.method == "GET" and st.st_size:
@@ -536,11 +497,8 @@ class Site:
     ) -> Reply:
         """An error response with the page ``body``; one on screen gets the reload script."""
         uncacheable = False
-        if self.hub is not None and request.method == "GET" and _navigation(request):
-            # A page deleted while on screen comes back when it is re-created.
-            from devserve.reload.inject import inject_html
-
-            body = inject_html(body, self._snippet(request.target, seq))
+        if self.reload is not None and request.method == "GET" and self.reload.shows(request):
+            body = self.reload.error_page(body, request.target, seq)
             uncacheable = True
         fields = (
             ("Content-Type", self.error_content_type),
@@ -549,48 +507,27 @@ class Site:
         parts = (body,) if request.method != "HEAD" else ()
         return Reply(code, fields, parts, None, "", note, uncacheable)
 
-    def _reserved(self, request: SiteRequest) -> Reply:
-        """The live-reload worker script (the event stream is a thread's; see `answers`)."""
-        from devserve.reload.inject import WORKER_PATH, WORKER_SCRIPT
+    def unauthorized(self, request: SiteRequest, why: str) -> Reply:
+        """401 with the Basic challenge, for a request the gate refused (``why``: the log's note).
 
-        if request.target.partition("?")[0] != WORKER_PATH:
-            return self.error(request, HTTPStatus.NOT_FOUND.value, "Not a live reload endpoint")
+        Never remembered (no ``deps``) and never given the reload script: the page
+        behind it is not shown, so there is nothing to reload.
+        """
+        from devserve._auth import CHALLENGE
+
+        body = error_page(
+            self.error_template,
+            HTTPStatus.UNAUTHORIZED.value,
+            "Unauthorized",
+            "This server needs a user name and password",
+        )
         fields = (
-            ("Content-Type", "text/javascript; charset=utf-8"),
-            ("Content-Length", str(len(WORKER_SCRIPT))),
+            ("WWW-Authenticate", CHALLENGE),
+            ("Content-Type", self.error_content_type),
+            ("Content-Length", str(len(body))),
         )
-        parts = (WORKER_SCRIPT,) if request.method == "GET" else ()
-        return Reply(
-            HTTPStatus.OK.value,
-            fields,
-            parts,
-            None,
-            "reload",
-            uncacheable=True,
-            logged=False,
-            deps=(),
-        )
-
-    # -------------------------------------------------------------- live-reload notices
-
-    def _tell_unreloadable(self, request: SiteRequest, ctype: str, found: Found) -> None:
-        """A document that will not reload by itself is worth one line in the log."""
-        if self.hub is None or request.fields.get("sec-fetch-dest") != "document":
-            return
-        if _is_html(ctype):
-            return  # injected, or already told why not
-        self._say_not_injected(found, _url_path(request.target), f"not HTML: {ctype}")
-
-    def _say_not_injected(self, found: Found, path: str, why: str) -> None:
-        """Said once per file (not per spelling of its URL): ``path`` is how it was asked for."""
-        self._notice_not_injected(f"not-injected {found.path}", path, why)
-
-    def _notice_not_injected(self, key: str, path: str, why: str) -> None:
-        if self.notice is not None:
-            self.notice(
-                key,
-                f"live reload: {path} has no reload script ({why}); it will not refresh by itself",
-            )
+        parts = (body,) if request.method != "HEAD" else ()
+        return Reply(HTTPStatus.UNAUTHORIZED.value, fields, parts, None, "auth", why)
 
     # -------------------------------------------------------------- the head
 
@@ -614,32 +551,6 @@ class Site:
         lines.extend(added)
 
 
-def _reserved_prefix() -> str:
-    from devserve.reload.inject import RESERVED_PREFIX
-
-    return RESERVED_PREFIX
-
-
-def _reserved_events() -> str:
-    from devserve.reload.inject import EVENTS_PATH
-
-    return EVENTS_PATH
-
-
-def _is_html(ctype: str) -> bool:
-    return ctype.partition(";")[0].strip().lower() == "text/html"
-
-
-def _navigation(request: SiteRequest) -> bool:
-    """Whether the request displays a page (and so should get the reload script)."""
-    destination = request.fields.get("sec-fetch-dest")
-    return destination is None or destination in _PAGE_DESTINATIONS
-
-
-def _url_path(target: str) -> str:
-    return urllib.parse.urlsplit(target).path
-
-
 def _query(target: str) -> str:
     return target.partition("?")[2].partition("#")[0]
 
@@ -659,3 +570,13 @@ def _boundary() -> str:
 
 
 _RESPONSES = {status.value: (status.phrase, status.description) for status in HTTPStatus}
+
+
+def _reload_pages(
+    hub: ReloadHub | None, notice: Callable[[str, str], None] | None
+) -> ReloadPages | None:
+    if hub is None:
+        return None
+    from devserve.reload.pages import ReloadPages
+
+    return ReloadPages(hub, notice)

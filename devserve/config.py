@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from devserve._auth import User
     from devserve._proxy import ProxyRoute
 
 DEFAULT_PORT = 8000
@@ -198,6 +199,9 @@ class ServeConfig:
     # Beyond this, a new connection pushes out the oldest slow or idle one, or gets 503.
     max_connections: int = 1024
     request_timeout: float = 10.0  # seconds for a request line and headers to arrive
+    # Access and HTTPS without files (issue 14; README: "--auth" and "--tls auto").
+    auth: tuple[User, ...] = ()  # HTTP Basic: only these users are served (none: everyone)
+    tls_auto: bool = False  # HTTPS with a certificate devserve makes and keeps (devserve._tls_auto)
     # --proxy PREFIX=URL: requests under a prefix go to a backend
     # (README: "Forward API calls to a backend (--proxy)").
     proxy: ProxyConfig | None = None
@@ -221,6 +225,10 @@ class ServeConfig:
             check_header(name, value)
         if self.not_found_page is not None:
             check_page_path(self.not_found_page)
+        if self.tls_auto and self.tls_cert is not None:
+            raise BadInput("use either --tls auto or --tls-cert, not both")
+        if len({user.name for user in self.auth}) != len(self.auth):
+            raise BadInput("--auth: a user name is given twice")
 
     @property
     def max_connections_per_client(self) -> int:
@@ -234,8 +242,13 @@ class ServeConfig:
         return max(1, min(EVENT_STREAMS, self.max_connections // 4))
 
     @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS (``--tls-cert`` or ``--tls auto``)."""
+        return self.tls_cert is not None or self.tls_auto
+
+    @property
     def scheme(self) -> str:
-        return "https" if self.tls_cert else "http"
+        return "https" if self.tls else "http"
 
 
 def check_header(name: str, value: str) -> None:
@@ -357,6 +370,7 @@ def _describe(name: str, value: object) -> list[str]:
         "show_hidden": "hidden files served",
         "follow_symlinks": "symlinks leave the root",
         "tls_cert": "tls",
+        "tls_auto": "tls auto",
         "quiet": "quiet",
         "clean_urls": "clean URLs",
         "host_files": "no host files",
@@ -366,6 +380,9 @@ def _describe(name: str, value: object) -> list[str]:
     if name == "headers":
         assert isinstance(value, tuple)
         return [plural(len(value), "extra header")]
+    if name == "auth":  # how many users: never a name or a password
+        assert isinstance(value, tuple)
+        return [f"auth: {plural(len(value), 'user')}"]
     if name == "reload":
         assert isinstance(value, ReloadConfig)
         extra = [plural(len(value.watch), "more path") + " watched"] if value.watch else []

@@ -46,6 +46,10 @@ class ReadyInfo:
     options: tuple[str, ...] = ()
     hint: str = ""
     moved_from: int | None = None
+    # --tls auto: the certificate's file, its SHA-256 fingerprint, and whether this run made it.
+    certificate: str = ""
+    fingerprint: str = ""
+    certificate_made: bool = False
 
 
 @dataclass(frozen=True)

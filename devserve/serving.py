@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import signal
 import socket
@@ -21,15 +20,17 @@ import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from devserve import __version__
+from devserve._auth import Gate, clear_text_warning
 from devserve._files import Policy
 from devserve._handler_dev import CGIContext, DevCGIHandler, DevHandler, HandlerContext
 from devserve._host_files import HostFiles
 from devserve._io import CLIENT_GONE
 from devserve._loop import LoopHTTPServer
 from devserve._net import lan_addresses, url_host
+from devserve._reporting import Notices, Reporter, ServerJournal, Stats
 from devserve._site import Site
 from devserve._static_rules import head_rules
 from devserve.config import (
@@ -48,11 +49,12 @@ from devserve.config import (
     parse_header,
     reload_config,
 )
-from devserve.events import Journal, LogEvent, ReadyInfo, RequestRecord, Summary, refusal
+from devserve.events import Journal, LogEvent, ReadyInfo, Summary, refusal
 from devserve.limits import descriptor_warning, fit_descriptors
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
+    from devserve._tls_auto import AutoCertificate
     from devserve._upstream import Proxy
     from devserve.reload.hub import ReloadHub
     from devserve.reload.watcher import Change, ChangeWatcher
@@ -73,98 +75,6 @@ __all__ = [
 
 # Seconds in-flight requests get to finish after Ctrl-C / SIGTERM.
 SHUTDOWN_GRACE = 5.0
-
-
-class Reporter(Protocol):
-    """Whoever presents the server to the user (the console, in the CLI)."""
-
-    def __call__(self, item: RequestRecord | LogEvent) -> None: ...
-
-    def repeater(self, record: RequestRecord) -> Callable[[float, float], None]:
-        """A sink for more requests like ``record`` but for their time and duration."""
-        ...
-
-    def ready(self, info: ReadyInfo) -> None: ...
-
-    def stopped(self, summary: Summary) -> None: ...
-
-
-class Stats:
-    """Totals for the summary line, updated from the loop and every request thread."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.requests = 0
-        self.size = 0
-        self.errors = 0
-        self._lock = threading.Lock()
-
-    def add(self, size: int, error: bool) -> None:
-        with self._lock:
-            self.requests += 1
-            self.size += size
-            self.errors += error
-
-    def error(self) -> None:
-        with self._lock:
-            self.errors += 1
-
-    def summary(self) -> Summary:
-        return Summary(self.requests, self.size, self.errors, time.monotonic() - self.started)
-
-
-class ServerJournal:
-    """The `Journal` a devserve server reports to: the stop summary's totals and the log."""
-
-    def __init__(self, stats: Stats, report: Reporter, quiet: bool) -> None:
-        self.stats = stats
-        self.report = report
-        self.quiet = quiet
-
-    def answered(self, record: RequestRecord) -> None:
-        self.stats.add(record.size, record.status >= 500)
-        if not self.quiet:
-            self.report(record)
-
-    def repeats(self, record: RequestRecord) -> Callable[[float, float], None]:
-        add, size, failed = self.stats.add, record.size, record.status >= 500
-        if self.quiet:
-            return lambda when, duration: add(size, failed)
-        emit = self.report.repeater(record)
-
-        def repeat(when: float, duration: float) -> None:
-            add(size, failed)
-            emit(when, duration)
-
-        return repeat
-
-    def error(self, message: str, detail: str = "") -> None:
-        self.report(LogEvent(time.time(), "error", message, detail))
-
-    def failed(self, client: str, detail: str) -> None:
-        self.stats.error()
-        self.error(f"error while handling a request from {client}", detail)
-
-
-# Distinct live-reload notices said at most (each is one log line).
-NOTICES = 4096
-
-
-class Notices:
-    """Live-reload notices said once per key (a page that stays uninjected, say)."""
-
-    def __init__(self, report: Reporter) -> None:
-        self.report = report
-        self._told: set[bytes] = set()  # digests: a key a client chose cannot grow memory
-        self._lock = threading.Lock()
-
-    def __call__(self, key: str, message: str) -> None:
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).digest()
-        with self._lock:
-            if digest in self._told or len(self._told) >= NOTICES:
-                return
-            self._told.add(digest)
-        self.report(LogEvent(time.time(), "warning", message))
 
 
 class _Reporting(HTTPServer):
@@ -228,7 +138,10 @@ class DevServer(_Reporting, LoopHTTPServer):
 
 
 class DevTLSServer(_Reporting, ThreadingHTTPSServer):
-    """`devserve serve --tls-cert`'s server: threads do the TLS (no event loop)."""
+    """`devserve serve --tls-cert`'s server: threads do the TLS (no event loop).
+
+    ``certificate``: the one ``--tls auto`` made or kept (None: the user's own).
+    """
 
     def __init__(
         self,
@@ -236,9 +149,11 @@ class DevTLSServer(_Reporting, ThreadingHTTPSServer):
         config: ServeConfig,
         context: HandlerContext,
         journal: ServerJournal,
+        certificate: AutoCertificate | None = None,
         **tls: Any,
     ) -> None:
         self._set_up(config, context, journal)
+        self.certificate = certificate
         ThreadingHTTPSServer.__init__(self, address, _handler_class(config), **tls)
 
 
@@ -286,6 +201,7 @@ def handler_context(
         clean_urls=config.clean_urls,
         not_found_page=not_found_path(config, root),
         routes=proxy.routes if proxy is not None else None,
+        gate=Gate(config.auth, config.cors) if config.auth else None,
     )
     cgi_context = None
     if cgi is not None:
@@ -357,6 +273,11 @@ def _check_readable(path: Path, what: str) -> None:
 
 
 def _tls_options(config: ServeConfig) -> dict[str, Any]:
+    if config.tls_auto:
+        from devserve._tls_auto import auto_certificate, names_needed
+
+        made = auto_certificate(names_needed(config.lan, config.bind))
+        return {"certfile": str(made.cert), "keyfile": str(made.key), "certificate": made}
     if config.tls_cert is None:
         return {}
     _check_readable(config.tls_cert, "TLS certificate")
@@ -523,7 +444,8 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         lan = [f"{scheme}://{url_host(a)}:{port}/" for a in lan_addresses()]
         if host == "0.0.0.0":
             lan = [url for url in lan if "[" not in url]
-        hint = "reachable from your network: anyone on it can read these files"
+        who = "anyone on it with the password" if config.auth else "anyone on it"
+        hint = f"reachable from your network: {who} can read these files"
     else:
         local = [f"{scheme}://{url_host(host)}:{port}/"]
         loopback = host in (LOOPBACK, "::1", "localhost") or host.startswith("127.")
@@ -532,6 +454,7 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
             if (loopback)
             else ""
         )
+    made = server.certificate if isinstance(server, DevTLSServer) else None
     return ReadyInfo(
         version=__version__,
         directory=str(check_directory(config.directory)),
@@ -540,6 +463,9 @@ def ready_info(config: ServeConfig, server: HTTPServer, moved: int | None) -> Re
         options=tuple(describe_settings(config)),
         hint=hint,
         moved_from=moved,
+        certificate=str(made.cert) if made is not None else "",
+        fingerprint=made.fingerprint if made is not None else "",
+        certificate_made=made is not None and made.made,
     )
 
 
@@ -585,6 +511,9 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
             host.current()  # read the rule files now: their problems are logged at start-up
         if fitted_from is not None:
             reporter(LogEvent(time.time(), "warning", descriptor_warning(config, fitted_from)))
+        clear = clear_text_warning(config.lan, config.bind, config.tls) if config.auth else None
+        if clear is not None:
+            reporter(LogEvent(time.time(), "warning", clear))
         if config.open_browser:
             threading.Thread(
                 target=_open_browser, args=(info.urls[0], reporter), daemon=True

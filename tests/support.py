@@ -103,11 +103,11 @@ def both_paths(config: ServeConfig) -> Iterator[tuple[int, int, Collector]]:
     Both serve ``config.directory`` from the same site (the same file table and,
     with --reload, the same hub), so their answers can be compared byte for byte.
     """
-    from devserve import serving
+    from devserve import _reporting, serving
     from devserve.reload.hub import ReloadHub
 
     log = Collector()
-    journal = serving.ServerJournal(serving.Stats(), log, config.quiet)
+    journal = _reporting.ServerJournal(serving.Stats(), log, config.quiet)
     hub = ReloadHub("parity") if config.reload is not None else None
     root = serving.check_directory(config.directory)
     context = serving.handler_context(config, root, journal, hub)

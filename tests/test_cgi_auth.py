@@ -2,8 +2,9 @@
 
 `devserve cgi` never turns an unverified ``Authorization`` field into
 ``REMOTE_USER``: git-http-backend, like many programs, allows a push when it is
-set. The documented `CGIHTTPRequestHandler` keeps the stdlib's behaviour
-(tests/test_cgi.py).
+set. With ``--auth``, the user devserve admitted is named (``AUTH_TYPE=Basic``),
+so ``git push`` works with the right password and is refused otherwise. The
+documented `CGIHTTPRequestHandler` keeps the stdlib's behaviour (tests/test_cgi.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import os
 import pwd
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
+from devserve._auth import User
 from devserve.config import CGIConfig, ServeConfig
 from tests.support import port_of, raw_exchange, running_devserve, status_of
 
@@ -38,10 +41,10 @@ def site(public_tmp: Path) -> Path:
     return public_tmp
 
 
-def _env_of(port: int) -> bytes:
+def _env_of(port: int, authorization: str = MADE_UP) -> bytes:
     reply = raw_exchange(
         port,
-        f"GET /cgi-bin/env.sh HTTP/1.0\r\nAuthorization: {MADE_UP}\r\n\r\n".encode(),
+        f"GET /cgi-bin/env.sh HTTP/1.0\r\nAuthorization: {authorization}\r\n\r\n".encode(),
     )
     assert status_of(reply) == 200, reply
     return reply.partition(b"\r\n\r\n")[2]
@@ -58,6 +61,35 @@ def test_the_raw_header_reaches_scripts_only_when_asked_for(site: Path) -> None:
     with running_devserve(config) as (s, _, _):
         body = _env_of(port_of(s))
     assert body == f"user=[unset] type=[unset] header=[{MADE_UP}]".encode()
+
+
+ADMIN = User("admin", "anything")  # MADE_UP's credentials, now configured
+
+
+def test_a_user_devserve_verified_is_named(site: Path) -> None:
+    config = ServeConfig(directory=site, cgi=CGIConfig(), quiet=True, auth=(ADMIN,))
+    with running_devserve(config) as (s, _, _):
+        body = _env_of(port_of(s))
+    assert body == b"user=[admin] type=[Basic] header=[unset]"
+
+
+def test_with_auth_the_raw_header_still_needs_asking_for(site: Path) -> None:
+    gateway = CGIConfig(pass_authorization=True)
+    config = ServeConfig(directory=site, cgi=gateway, quiet=True, auth=(ADMIN,))
+    with running_devserve(config) as (s, _, _):
+        body = _env_of(port_of(s))
+    assert body == f"user=[admin] type=[Basic] header=[{MADE_UP}]".encode()
+
+
+def test_with_auth_a_wrong_password_reaches_no_script(site: Path) -> None:
+    wrong = "Basic " + base64.b64encode(b"admin:other").decode()
+    config = ServeConfig(directory=site, cgi=CGIConfig(), quiet=True, auth=(ADMIN,))
+    with running_devserve(config) as (s, _, _):
+        reply = raw_exchange(
+            port_of(s), f"GET /cgi-bin/env.sh HTTP/1.0\r\nAuthorization: {wrong}\r\n\r\n".encode()
+        )
+    assert status_of(reply) == 401
+    assert b"user=" not in reply
 
 
 # --------------------------------------------------------------------------- git push
@@ -115,15 +147,12 @@ def repository(public_tmp: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return repos, client
 
 
-def test_a_push_with_a_made_up_user_is_refused(
-    public_tmp: Path, tmp_path: Path, repository: tuple[Path, dict[str, str]]
-) -> None:
-    repos, client = repository
-    gateway = CGIConfig(
+def _git_gateway(repos: Path, home: Path) -> CGIConfig:
+    return CGIConfig(
         env=(
             ("GIT_PROJECT_ROOT", str(repos)),
             ("GIT_HTTP_EXPORT_ALL", "1"),
-            ("HOME", str(public_tmp)),
+            ("HOME", str(home)),
             ("GIT_CONFIG_NOSYSTEM", "1"),
             ("GIT_CONFIG_COUNT", "1"),
             ("GIT_CONFIG_KEY_0", "safe.directory"),
@@ -131,6 +160,13 @@ def test_a_push_with_a_made_up_user_is_refused(
         ),
         timeout=60,
     )
+
+
+def test_a_push_with_a_made_up_user_is_refused(
+    public_tmp: Path, tmp_path: Path, repository: tuple[Path, dict[str, str]]
+) -> None:
+    repos, client = repository
+    gateway = _git_gateway(repos, public_tmp)
     with running_devserve(ServeConfig(directory=public_tmp, cgi=gateway, quiet=True)) as (s, _, _):
         url = f"http://127.0.0.1:{port_of(s)}/cgi-bin/git/r.git"
         work = tmp_path / "work"
@@ -144,3 +180,54 @@ def test_a_push_with_a_made_up_user_is_refused(
     assert "403" in pushed.stderr or "not permitted" in pushed.stderr.lower(), pushed.stderr
     log = _git("--git-dir", str(repos / "r.git"), "log", "--oneline", "main", env=client).stdout
     assert "evil" not in log
+
+
+PUSHER = User("pusher", "p@ss w:rd")
+
+
+def _committed(work: Path, name: str, client: dict[str, str]) -> None:
+    (work / f"{name}.txt").write_text(f"{name}\n")
+    _ok("add", f"{name}.txt", cwd=work, env=client)
+    _ok("commit", "-q", "-m", name, cwd=work, env=client)
+
+
+def _log(repos: Path, client: dict[str, str]) -> str:
+    return _git("--git-dir", str(repos / "r.git"), "log", "--oneline", "main", env=client).stdout
+
+
+def test_git_push_through_cgi_auth(
+    public_tmp: Path, tmp_path: Path, repository: tuple[Path, dict[str, str]]
+) -> None:
+    """`devserve cgi --auth`: clone and push with the password; without it or with a
+    wrong one, nothing is read and nothing is pushed."""
+    repos, client = repository
+    config = ServeConfig(
+        directory=public_tmp, cgi=_git_gateway(repos, public_tmp), quiet=True, auth=(PUSHER,)
+    )
+    with running_devserve(config) as (s, _, _):
+        where = f"127.0.0.1:{port_of(s)}/cgi-bin/git/r.git"
+        good = f"http://pusher:{urllib.parse.quote(PUSHER.password, safe='')}@{where}"
+        wrong = f"http://pusher:wrong@{where}"
+        refused = _git("clone", "-q", f"http://{where}", str(tmp_path / "anon"), env=client)
+        assert refused.returncode != 0
+        assert "401" in refused.stderr or "could not read Username" in refused.stderr
+        refused = _git("clone", "-q", wrong, str(tmp_path / "wrong"), env=client)
+        assert refused.returncode != 0
+        assert "Authentication failed" in refused.stderr, refused.stderr
+
+        work = tmp_path / "work"
+        _ok("clone", "-q", good, str(work), env=client)
+        _committed(work, "pushed with the password", client)
+        _ok("push", "-q", "origin", "main", cwd=work, env=client)
+
+        _committed(work, "pushed without it", client)
+        anonymous = _git("push", f"http://{where}", "main", cwd=work, env=client)
+        assert anonymous.returncode != 0
+        _committed(work, "pushed with a wrong one", client)
+        mistaken = _git("push", wrong, "main", cwd=work, env=client)
+        assert mistaken.returncode != 0
+        assert "Authentication failed" in mistaken.stderr, mistaken.stderr
+    log = _log(repos, client)
+    assert "pushed with the password" in log
+    assert "pushed without it" not in log
+    assert "pushed with a wrong one" not in log

@@ -95,6 +95,9 @@ def test_json_report_schema(tmp_path: Path) -> None:
         "listing": True,
         "cgi_directories": [],
         "ignore": [],
+        "lan": False,
+        "bind": None,
+        "tls": False,
     }
     summary = data["summary"]
     assert set(summary) == {

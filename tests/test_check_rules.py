@@ -9,6 +9,7 @@ from tests import (
     test_check_cgi_scripts,
     test_check_exposure,
     test_check_pages,
+    test_check_secure_context,
     test_check_walker,
     test_host_check,
 )
@@ -20,6 +21,7 @@ _MODULES = (
     test_check_pages,
     test_check_cgi_scripts,
     test_host_check,
+    test_check_secure_context,
 )
 REPORTED = [item for module in _MODULES for item in module.REPORTED]
 NOT_REPORTED = [item for module in _MODULES for item in module.NOT_REPORTED]
@@ -34,7 +36,7 @@ def test_codes_are_stable_and_documented() -> None:
     codes = [rule.code for rule in RULES]
     assert codes == sorted(codes)
     assert len(codes) == len(set(codes))
-    assert all(re.fullmatch(r"DS[1-8]\d\d", code) for code in codes)
+    assert all(re.fullmatch(r"DS[1-9]\d\d", code) for code in codes)
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## `devserve check`", 1)[1].split("\n## ", 1)[0]
     for rule in RULES:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from devserve import __version__, serving
 from devserve import config as settings
+from devserve._auth import User
 from devserve.cli import COMPLETION_FILES, app, completion_script
 from tests.support import devserve_env, run_main
 
@@ -82,6 +83,12 @@ Config = serving.ServeConfig
             Config(idle_timeout=5.0, max_connections=10),
         ),
         (["--log-format", "plain", "--quiet"], Config(log_format="plain", quiet=True)),
+        (["--auth", "alice:s3cret:x"], Config(auth=(User("alice", "s3cret:x"),))),
+        (["--tls", "auto"], Config(tls_auto=True)),
+        (
+            ["--lan", "--tls", "auto", "--auth", "a:b"],
+            Config(lan=True, tls_auto=True, auth=(User("a", "b"),)),
+        ),
     ],
 )
 def test_serve_builds_exact_config(
@@ -90,6 +97,34 @@ def test_serve_builds_exact_config(
     result = runner.invoke(app, ["serve", *args])
     assert result.exit_code == 0, result.output
     assert captured == [expected]
+
+
+USERS_FILE = "# people\nalice:s3cret\nbob:hunter2 x\n"
+
+
+@pytest.mark.parametrize("command", ["serve", "cgi"])
+def test_auth_from_the_environment_or_a_file(
+    captured: list[serving.ServeConfig], tmp_path: Path, command: str
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text(USERS_FILE)
+    cgi = CGI() if command == "cgi" else None
+    from_env = runner.invoke(app, [command], env={"DEVSERVE_AUTH": "carol:pw"})
+    from_file = runner.invoke(app, [command, "--auth-file", str(users)], env={"DEVSERVE_AUTH": ""})
+    assert (from_env.exit_code, from_file.exit_code) == (0, 0), from_env.output + from_file.output
+    assert captured == [
+        Config(cgi=cgi, auth=(User("carol", "pw"),)),
+        Config(cgi=cgi, auth=(User("alice", "s3cret"), User("bob", "hunter2 x"))),
+    ]
+
+
+def test_help_shows_no_password() -> None:
+    result = runner.invoke(app, ["serve", "-h"], env={"DEVSERVE_AUTH": "carol:topsecret"})
+    assert result.exit_code == 0
+    assert "DEVSERVE_AUTH" in result.output
+    assert "topsecret" not in result.output
+    assert "--auth-file" in result.output
+    assert "--tls" in result.output
 
 
 CGI = settings.CGIConfig
@@ -152,6 +187,24 @@ def test_cgi_builds_exact_config(
         (["serve", ".", "--tls-cert", "/nope/cert.pem"], "cannot read TLS certificate", 2),
         (["serve", ".", "--tls-key", str(ROOT / "README.md")], "need --tls-cert", 2),
         (["serve", ".", "--tls-cert", str(ROOT / "README.md")], "is not a PEM certificate", 2),
+        (["serve", ".", "--auth", "nocolon-topsecret"], "--auth: expected USER:PASSWORD", 2),
+        (["serve", ".", "--auth", ":topsecret"], "--auth: the user name is empty", 2),
+        (["serve", ".", "--auth", "alice:"], "--auth: the password is empty", 2),
+        (["serve", ".", "--auth", "al\x1bice:topsecret"], "--auth: control characters", 2),
+        (["cgi", ".", "--auth", "nocolon-topsecret"], "--auth: expected USER:PASSWORD", 2),
+        (["serve", ".", "--auth-file", "/nope/users.txt"], "cannot read --auth-file", 2),
+        (
+            ["serve", ".", "--auth", "a:topsecret", "--auth-file", "x"],
+            "use either --auth (or DEVSERVE_AUTH) or --auth-file, not both",
+            2,
+        ),
+        (["serve", ".", "--tls", "manual"], "--tls: 'manual' is not one of 'auto'", 2),
+        (["serve", ".", "--tls"], "--tls", 2),
+        (
+            ["serve", ".", "--tls", "auto", "--tls-cert", "c.pem"],
+            "use either --tls auto or --tls-cert, not both",
+            2,
+        ),
         (["serve", ".", "--bind", "256.1.1.1", "--port", "0"], "cannot bind 256.1.1.1", 1),
         (["serve", ".", "--bind", "192.0.2.99", "--port", "0"], "not available on this machine", 1),
     ],
@@ -165,6 +218,7 @@ def test_bad_input_is_one_line_status_2_and_a_failure_to_run_status_1(
     assert output.startswith("devserve: error: "), output
     assert message in output
     assert "Traceback" not in output
+    assert "topsecret" not in output
     assert len(output.strip().splitlines()) == 1
 
 
@@ -183,6 +237,14 @@ def test_usage_errors_name_no_framework_types(args: list[str], message: str) -> 
     assert output.startswith(f"devserve: error: {message}"), output
     for framework_word in ("Usage:", "Try '", "Invalid value", "valid int", "float range", "x>="):
         assert framework_word not in output
+
+
+def test_auth_file_errors_name_the_line_not_its_text(tmp_path: Path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("alice:ok\nbob-topsecret\n")
+    status, output = run_main(["serve", str(tmp_path), "--auth-file", str(users)])
+    assert status == 2
+    assert output == f"devserve: error: --auth-file {users} line 2: expected user:password\n"
 
 
 def test_help_names_no_framework_types() -> None:

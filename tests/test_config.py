@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from devserve._auth import User
 from devserve.config import (
     BadInput,
     CGIConfig,
@@ -102,6 +103,8 @@ def test_every_setting_that_is_not_the_default_is_described() -> None:
         "max_connections": 1,
         "request_timeout": 3.0,
         "protocol": "HTTP/1.0",
+        "auth": (User("alice", "topsecret"), User("bob", "hunter2")),
+        "tls_auto": True,  # not with tls_cert: on its own below
         "proxy": ProxyConfig(
             (parse_proxy("/api=http://127.0.0.1:5000"), parse_proxy("/ws/=https://b/")),
             keep_host=True,
@@ -118,16 +121,21 @@ def test_every_setting_that_is_not_the_default_is_described() -> None:
         said = describe_settings(replace(ServeConfig(), **{name: samples[name]}))
         assert said, name
     assert describe_settings(ServeConfig()) == []
-    assert describe_settings(replace(ServeConfig(), **samples)) == [
+    together = {name: value for name, value in samples.items() if name != "tls_auto"}
+    assert describe_settings(replace(ServeConfig(), **together)) == [
         "HTTP/1.0", "opens the browser", "cors", "2 extra headers", "spa", "no listing",
         "hidden files served", "symlinks leave the root", "Cache-Control: max-age=60", "tls",
         "quiet", "cgi: /cgi-bin, /htbin", "script timeout 5 s", "max body 10M",
         "1 script variable", "live reload", "1 more path watched", "1 ignore pattern",
         "no host files", "clean URLs", "404 page: missing.html", "idle timeout 5 s",
-        "at most 1 connection", "request timeout 3 s",
+        "at most 1 connection", "request timeout 3 s", "auth: 2 users",
         "proxy /api -> http://127.0.0.1:5000", "proxy /ws/ -> https://b/",
         "backends get the client's Host", "proxy timeout 5 s", "backend certificates from ca.pem",
     ]  # fmt: skip
+    assert describe_settings(ServeConfig(tls_auto=True, auth=samples["auth"][:1])) == [
+        "auth: 1 user",
+        "tls auto",
+    ]
 
 
 def test_plural() -> None:

@@ -128,3 +128,23 @@ def test_a_hosting_platforms_port_is_used(tmp_path: Path) -> None:
     with devserve_process("serve", str(tmp_path), env={"PORT": "0"}) as (process, url):
         assert not url.endswith(":8000/")  # 0: any free port, as PORT said
         stop_and_read(process)
+
+
+def test_show_settings_never_shows_a_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "users.txt").write_text("alice:topsecret\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEVSERVE_AUTH", "carol:topsecret")
+    shown = settings(["serve", "--tls", "auto"])
+    assert shown["auth"] == '"***"  # environment: DEVSERVE_AUTH'
+    assert shown["tls"] == '"auto"  # command line'
+    status, output = run_main(["serve", "--auth", "dave:topsecret", "--show-settings"])
+    assert status == 0
+    assert 'auth = "***"  # command line' in output.splitlines()
+    assert "topsecret" not in output
+    monkeypatch.delenv("DEVSERVE_AUTH")
+    # --auth-file in the settings file is relative to the file's folder
+    (tmp_path / "devserve.toml").write_text('auth-file = "users.txt"\n')
+    shown = settings(["serve"])
+    assert shown["auth-file"] == f'"{tmp_path / "users.txt"}"  # {tmp_path / "devserve.toml"}'

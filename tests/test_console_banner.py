@@ -149,3 +149,44 @@ def test_banner_and_summary_as_before(
         for summary in STOPPED:
             log.stopped(summary)
     assert out.getvalue().splitlines(keepends=True) == BANNER_BEFORE[variant]
+
+
+TLS_AUTO = ReadyInfo(
+    "1",
+    "/d",
+    ("https://127.0.0.1:1/",),
+    options=("tls auto", "auth: 1 user"),
+    certificate="/home/me/.local/share/devserve/tls/cert.pem",
+    fingerprint="AB:CD:EF",
+    certificate_made=True,
+)
+
+
+def test_banner_says_where_the_certificate_is_and_its_fingerprint() -> None:
+    console, out = plain_console()
+    RequestLog(console).ready(TLS_AUTO)
+    RequestLog(console).ready(
+        ReadyInfo("1", "/d", ("https://127.0.0.1:1/",), certificate="/c.pem", fingerprint="01")
+    )
+    assert out.getvalue().splitlines()[2:] == [
+        "  Options: tls auto, auth: 1 user",
+        "  TLS:     self-signed certificate (made now): "
+        "/home/me/.local/share/devserve/tls/cert.pem",
+        "  SHA-256: AB:CD:EF",
+        "devserve 1 serving /d",
+        "  Local:   https://127.0.0.1:1/",
+        "  TLS:     self-signed certificate (kept from an earlier run): /c.pem",
+        "  SHA-256: 01",
+    ]
+
+
+def test_the_json_banner_carries_the_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    console, out = plain_console()
+    monkeypatch.setattr(time, "time", lambda: WHEN)
+    RequestLog(console, "json").ready(TLS_AUTO)
+    assert out.getvalue() == (
+        '{"event": "listening", "time": "2023-11-14T22:13:20.250+00:00", "directory": "/d", '
+        '"urls": ["https://127.0.0.1:1/"], "options": ["tls auto", "auth: 1 user"], '
+        '"certificate": {"path": "/home/me/.local/share/devserve/tls/cert.pem", '
+        '"sha256": "AB:CD:EF", "made": true}}\n'
+    )

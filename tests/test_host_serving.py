@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from devserve import serving
+from devserve import _reporting, serving
 from devserve._handler_dev import HandlerContext
 from devserve._loop import LoopHTTPServer
 from devserve.config import CGIConfig, ReloadConfig, ServeConfig
@@ -89,7 +89,7 @@ class ThreadsOnly(LoopHTTPServer):
 def both_paths(config: ServeConfig) -> Iterator[tuple[int, int, Collector]]:
     """Ports of `devserve serve`'s event loop and of its threaded handler, one site."""
     log = Collector()
-    journal = serving.ServerJournal(serving.Stats(), log, config.quiet)
+    journal = _reporting.ServerJournal(serving.Stats(), log, config.quiet)
     hub = ReloadHub("host") if config.reload is not None else None
     root = serving.check_directory(config.directory)
     context = serving.handler_context(config, root, journal, hub, lambda key, text: None)

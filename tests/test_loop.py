@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devserve import _reporting, serving
 from devserve import server as ds
-from devserve import serving
 from devserve._handler_dev import DevHandler
 from devserve._loop import LoopHTTPServer
 from devserve._overrides import LOOP_HOOKS, SITE_HOOKS, reproduces
@@ -347,7 +347,7 @@ def test_the_loop_steps_aside_for_overridden_hooks(root: Path, hook: str) -> Non
     custom = type("Custom", (DevHandler,), {hook: record})
     assert not reproduces(custom) and reproduces(custom, LOOP_HOOKS)
     config = ServeConfig(directory=root, quiet=True)
-    journal = serving.ServerJournal(serving.Stats(), Collector(), True)
+    journal = _reporting.ServerJournal(serving.Stats(), Collector(), True)
     context = serving.handler_context(config, root, journal)
     with serving_in_thread(WithContext(("127.0.0.1", 0), custom, context, context.site)) as server:
         assert server.site is None  # the loop will not answer for this class
@@ -526,7 +526,7 @@ def test_every_request_is_reported_once_on_either_path(root: Path) -> None:
     log = Collector()
     stats = serving.Stats()
     config = ServeConfig(directory=root, max_connections=2)
-    journal = serving.ServerJournal(stats, log, quiet=False)
+    journal = _reporting.ServerJournal(stats, log, quiet=False)
     context = serving.handler_context(config, root, journal)
     server = WithContext(("127.0.0.1", 0), Failing, context)  # threads answer everything
     server.max_connections = 2
@@ -548,3 +548,26 @@ def test_every_request_is_reported_once_on_either_path(root: Path) -> None:
     assert stats.errors >= 1
     details = [item.detail for item in log.items if isinstance(item, LogEvent)]
     assert any("a bug in a handler" in detail for detail in details)
+
+
+def test_a_connection_given_back_as_the_loop_stops_is_closed(root: Path) -> None:
+    """A handler thread may give a kept-alive connection back just as the loop
+    starts draining: the loop closes it rather than dropping it unclosed."""
+    ours, theirs = socket.socketpair()
+    with serve(root) as (server, _, _):
+        handoff = server._handoff
+        close = handoff.close
+
+        def close_after_one_came_back() -> list[socket.socket]:
+            if handoff.opened:  # the first close, at the start of the drain
+                assert handoff.give_back(ours, ("127.0.0.1", 0), b"")
+            closed: list[socket.socket] = close()
+            return closed
+
+        handoff.close = close_after_one_came_back
+    try:
+        assert ours.fileno() == -1  # closed by the server
+        assert theirs.recv(1) == b""
+    finally:
+        ours.close()
+        theirs.close()

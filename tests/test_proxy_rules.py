@@ -323,6 +323,15 @@ def test_request_fields_keep_host_length_websocket_and_page_reload() -> None:
     ]
 
 
+def test_request_fields_keep_a_backends_authorization_but_never_devserves() -> None:
+    fields = [("Authorization", "Bearer app-token"), ("Cookie", "a=1")]
+    passed = request_fields(fields, ROUTE, CLIENT)
+    assert ("Authorization", "Bearer app-token") in passed
+    own = request_fields(fields, ROUTE, CLIENT, own_credentials=True)
+    assert [name for name, _ in own if name.lower() == "authorization"] == []
+    assert ("Cookie", "a=1") in own
+
+
 @pytest.mark.parametrize(
     ("address", "host", "proto", "element"),
     [

@@ -6,6 +6,7 @@ asserts what crossed devserve both ways: bytes, fields, framing, connections.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -737,3 +738,28 @@ def test_bodiless_answers_keep_the_client_connection(site: Path) -> None:
             assert request(port, "GET", "/api/ok", connection=client)[0::2] == (200, b"ok")
             client.close()
     assert backend.connections == 1
+
+
+def test_auth_guards_proxied_requests_and_keeps_its_password_from_the_backend(
+    site: Path, backend: Backend
+) -> None:
+    from devserve._auth import User
+
+    config = ServeConfig(
+        directory=site,
+        auth=(User("alice", "s3cret"),),
+        proxy=ProxyConfig((parse_route(f"/api/={backend.url}/"),)),
+    )
+    with proxying(config) as (port, _, _):
+        status, headers, _ = request(port, "GET", "/api/echo/unauthorized")
+        assert status == 401
+        assert headers["WWW-Authenticate"].startswith("Basic")
+        status, _, _ = request(port, "POST", "/api/echo/unauthorized", body=b"x")
+        assert status == 401
+        credentials = base64.b64encode(b"alice:s3cret").decode()
+        report = echo(
+            port, "/api/echo/authorized", headers={"Authorization": f"Basic {credentials}"}
+        )
+    assert report["target"] == "/echo/authorized"
+    assert fields_of(report, "authorization") == []
+    assert "/echo/unauthorized" not in [entry["target"] for entry in backend.log()]

@@ -47,10 +47,16 @@ def page_html(title: str) -> str:
 class Devserve:
     """``devserve serve --reload`` in a subprocess; its log is collected as it comes."""
 
-    def __init__(self, directory: Path, *args: str, command: str = "serve") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *args: str,
+        command: str = "serve",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devserve", command, str(directory), "--reload", *args],
-            env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
+            env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -342,6 +348,49 @@ def test_over_https(site: Path, tmp_path: Path) -> None:
                 context.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["tls auto", "tls auto and auth"])
+def test_over_tls_auto(site: Path, tmp_path: Path, auth: bool) -> None:
+    """--tls auto as a browser meets it: a certificate it was never told about
+    (--ignore-certificate-errors), a secure context, and the live reload working,
+    with --auth too: the page, its worker and its event stream all get the password."""
+    env = {"DEVSERVE_DATA_DIR": str(tmp_path / "data")}
+    if auth:
+        env["DEVSERVE_AUTH"] = "alice:correct horse"
+    server = Devserve(site, "--port", "0", "--tls", "auto", env=env)
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        server.wait_for_line(r"SHA-256: [0-9A-F]{2}(:[0-9A-F]{2}){31}")
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"],
+                http_credentials=(
+                    {"username": "alice", "password": "correct horse"} if auth else None
+                ),
+            )
+            try:
+                page = open_page(context, server.url)
+                assert page.evaluate("() => [location.protocol, window.isSecureContext]") == [
+                    "https:",
+                    True,
+                ]
+                (site / "index.html").write_text(page_html("secure"))
+                expect(page.locator("h1")).to_have_text("secure", timeout=SHOWN)
+                server.wait_for_line(r"reload sent to 1 browser: index\.html")
+                (site / "style.css").write_text(STYLE.replace("rgb(255, 0, 0)", "rgb(0, 0, 255)"))
+                expect(page.locator("h1")).to_have_css("color", "rgb(0, 0, 255)", timeout=SHOWN)
+            finally:
+                context.close()
+    finally:
+        server.stop()
+    if auth:
+        # the browser asked without the password first, as browsers do, and was answered 401
+        assert any(" 401 " in line for line in server.lines), "".join(server.lines)
+        assert not any("correct horse" in line for line in server.lines)
 
 
 def test_a_worker_that_never_answers_is_bypassed(

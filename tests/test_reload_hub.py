@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devserve import serving
+from devserve import _reporting, serving
 from devserve.config import ReloadConfig, ServeConfig
 from devserve.reload.handler import ReloadingHandler
 from devserve.reload.hub import MESSAGES_KEPT, HubClosed, ReloadHub, sse_message
@@ -134,7 +134,7 @@ def server(
     (tmp_path / "page.html").write_text("<body>page</body>")
     monkeypatch.setattr(ReloadingHandler, "reload_heartbeat", 0.2)
     config = ServeConfig(directory=tmp_path, port=0, reload=ReloadConfig(), quiet=True)
-    journal = serving.ServerJournal(serving.Stats(), Collector(), quiet=True)
+    journal = _reporting.ServerJournal(serving.Stats(), Collector(), quiet=True)
     context = serving.handler_context(config, tmp_path, journal, hub)
     running = serving.DevServer(("127.0.0.1", 0), config, context, journal)
     with serving_in_thread(running):

@@ -19,6 +19,8 @@ The modules, in the order a check uses them:
 - `pages`: pages and stylesheets: links, content types, live reload.
 - `cgi_scripts`: what would stop a CGI script from running.
 - `host_files`: the ``_redirects`` and ``_headers`` files, and what their rules do.
+- `secure_context`: APIs only secure contexts have, served over plain HTTP to
+  other machines.
 
 Invariants:
 - Nothing here prints, exits, or touches the network: external URLs are never fetched.
@@ -28,7 +30,7 @@ Invariants:
 - Memory grows with the number of findings, of pages (their paths are listed
   during the walk) and of distinct link targets (resolved once each), not with
   the size of the files: pages are read and parsed one at a time, other files
-  only as far as their first 256 KiB.
+  only as far as their first 256 KiB (scripts, for DS901, their first 4 MiB).
 - No finding holds a secret in full (`secrets.mask`).
 """
 

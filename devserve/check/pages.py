@@ -31,6 +31,7 @@ from devserve.check.markup import (
     join_url,
 )
 from devserve.check.report import Findings
+from devserve.check.secure_context import SecureContextChecker
 from devserve.check.server_model import Outcome, ServerModel
 
 _MANIFEST_TYPES = frozenset({"application/manifest+json", "application/json"})
@@ -80,8 +81,14 @@ def file_type_problem(name: str, content_type: str, head: FileHead) -> tuple[str
 class PageChecker:
     """Checks pages and stylesheets one at a time; counts the links it resolves."""
 
-    def __init__(self, server: ServerModel, findings: Findings) -> None:
+    def __init__(
+        self,
+        server: ServerModel,
+        findings: Findings,
+        secure: SecureContextChecker | None = None,
+    ) -> None:
         self.server = server
+        self.secure = secure  # DS901: only when pages go to other machines over plain HTTP
         self.findings = findings
         self.add = findings.add
         self.link_count = 0
@@ -115,6 +122,8 @@ class PageChecker:
                 )
         if decoded.guessed:  # windows-1252: never wide, so never DS503 as well
             self.add("DS502", rel, "page is not UTF-8 and declares no charset: browsers guess it")
+        if self.secure is not None:
+            self.secure.check(rel, text)
         parser = PageParser()
         parser.feed(text)
         parser.close()

@@ -48,6 +48,12 @@ class CheckConfig:
     watch_limit: int | None = None
     # None: whether this process is root (devserve then runs scripts as nobody).
     runs_as_root: bool | None = None
+    # How the server would be reached (DS901): --lan, --bind, and HTTPS by --tls auto
+    # or --tls-cert (the file is not read).
+    lan: bool = False
+    bind: str | None = None
+    tls_auto: bool = False
+    tls_cert: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,9 @@ class Report:
                 "listing": config.listing,
                 "cgi_directories": list(config.cgi_directories),
                 "ignore": sorted(config.ignore),
+                "lan": config.lan,
+                "bind": config.bind,
+                "tls": config.tls_auto or config.tls_cert is not None,
             },
             "summary": {
                 "errors": self.count("error"),

@@ -3,7 +3,7 @@
 Invariants:
 - A code is ``DS`` and three digits; the hundreds say the family (1 exposure,
   2 symlinks, 3 links, 4 content types, 5 live reload, 6 CGI, 7 names, 8 host
-  files: ``_redirects`` and ``_headers``). Codes
+  files: ``_redirects`` and ``_headers``, 9 serving to other machines). Codes
   are sorted and unique here, and never renumbered or reused: reports and
   ``--ignore`` lists name them.
 - A code's severity is fixed here, whatever the tree; the README's table says
@@ -255,6 +255,14 @@ RULES: tuple[Rule, ...] = (
         "error",
         "_redirects destination not found locally (404)",
         "fix the destination, or add the page",
+    ),
+    # -- DS9xx serving to other machines (with --lan or --bind)
+    Rule(
+        "DS901",
+        "warning",
+        "page or script uses an API only secure contexts have, served over plain HTTP "
+        "to other machines",
+        "serve with --tls auto (or --tls-cert); on this machine, http://localhost is secure",
     ),
 )
 CODES: dict[str, Rule] = {rule.code: rule for rule in RULES}

@@ -75,6 +75,10 @@ def serve_config(config: CheckConfig, root: str) -> ServeConfig:
             host_files=config.host_files,
             quiet=True,
             cgi=cgi,
+            lan=config.lan,
+            bind=config.bind,
+            tls_auto=config.tls_auto,
+            tls_cert=config.tls_cert,
         )
     except ServeError as error:
         raise CheckError(str(error)) from None

@@ -9,13 +9,16 @@ would follow it (both asked of `server_model`), and a folder reached twice
 (through a link inside the tree) is walked once. On the way it reports what
 needs no page parsed: names (DS7xx), symlinks (DS2xx), exposed folders and
 files by name or by the secrets in their text (`exposure`), huge files
-(DS505), the folder count for the reload watcher (DS504). Then it
+(DS505), the folder count for the reload watcher (DS504), and, when the
+configuration serves plain HTTP to other machines, scripts that use APIs only
+secure contexts have (DS901, `secure_context`; pages get it too). Then it
 checks the pages and stylesheets it listed (`pages`) and the CGI scripts
 (`cgi_scripts`).
 
 Invariants:
 - Nothing is written, nothing printed; the tree is read (names, sizes, the
-  first 256 KiB of served text files, pages and stylesheets), outside it only
+  first 256 KiB of served text files, pages and stylesheets, and with DS901
+  the first 4 MiB of scripts), outside it only
   the targets of symlinks.
 - Memory grows with the number of findings, of pages and stylesheets (their
   paths are listed during the walk) and of distinct link targets, not with the
@@ -43,6 +46,7 @@ from devserve.check.exposure import (
     file_secrets,
 )
 from devserve.check.host_files import HostFileChecker
+from devserve.check.markup import JS_TYPES
 from devserve.check.pages import PageChecker, file_type_problem
 from devserve.check.report import (
     CheckConfig,
@@ -53,6 +57,11 @@ from devserve.check.report import (
     build_report,
     check_ignore,
     display,
+)
+from devserve.check.secure_context import (
+    SCRIPT_LIMIT,
+    SecureContextChecker,
+    plain_http_to_others,
 )
 from devserve.check.server_model import ServerModel, read_watch_limit, served_directory
 
@@ -118,7 +127,9 @@ class Walker:
         self.progress = progress
         self.findings = Findings()
         self.add = self.findings.add
-        self.page_checker = PageChecker(server, self.findings)
+        how = plain_http_to_others(config)
+        self.secure = SecureContextChecker(self.findings, how) if how is not None else None
+        self.page_checker = PageChecker(server, self.findings, self.secure)
         self.script_checker = ScriptChecker(server, self.findings, root, config.runs_as_root)
         self.pages: list[tuple[str, str, str]] = []  # fs path, decoded URL, relative path
         self.stylesheets: list[tuple[str, str, str]] = []
@@ -290,6 +301,8 @@ class Walker:
             names.append((os.path.basename(real), os.path.basename(os.path.dirname(real))))
         content_type = self.server.content_type(fs)
         head = FileHead(fs)  # read once, if at all, for the secrets and the magic number
+        if self.secure is not None and content_type in JS_TYPES:  # read further: one read
+            self.secure.check(rel, head.read(SCRIPT_LIMIT).decode("utf-8", "replace"))
         found = file_secrets(head, content_type, names)
         for code, what, line in found:
             self._exposed(code, rel, what, outside, line)

@@ -15,6 +15,7 @@ from devserve.cli.options import (
     NoListingOption,
     ShowHiddenOption,
     SpaOption,
+    TLSMode,
 )
 
 
@@ -27,6 +28,41 @@ class CheckFormat(str, Enum):
 
 
 CheckDirectory = Annotated[Path, typer.Argument(help="Folder to check.", show_default=True)]
+# How the server would be reached: serve's options, with what they mean to a check.
+CheckLanOption = Annotated[
+    bool,
+    typer.Option(
+        "--lan",
+        help="Check as `serve --lan` would serve: to other machines (over plain HTTP, "
+        "pages using APIs that need HTTPS are reported).",
+    ),
+]
+CheckBindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bind",
+        "-b",
+        metavar="ADDRESS",
+        help="Check as `serve --bind ADDRESS` would serve (an address other machines "
+        "reach counts as --lan).",
+    ),
+]
+CheckTlsOption = Annotated[
+    TLSMode | None,
+    typer.Option(
+        "--tls",
+        metavar="auto",
+        help="Check as `serve --tls auto` would serve: over HTTPS (no certificate is made).",
+    ),
+]
+CheckTlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert",
+        metavar="FILE",
+        help="Check as served over HTTPS with this certificate (the file is not read).",
+    ),
+]
 
 
 def check(
@@ -64,11 +100,16 @@ def check(
             help="Do not report this finding code, or a family such as DS5xx (repeatable).",
         ),
     ] = None,
+    lan: CheckLanOption = False,
+    bind: CheckBindOption = None,
+    tls: CheckTlsOption = None,
+    tls_cert: CheckTlsCertOption = None,
 ) -> None:
     """Check DIRECTORY for what would go wrong if it were served with these options.
 
     Exposed secrets, symlinks, broken links, MIME types, live reload, CGI scripts,
-    file names, and the _redirects and _headers files. Exit status: 0 no errors,
+    file names, the _redirects and _headers files, and (with --lan or --bind and
+    no TLS) APIs that need HTTPS on other machines. Exit status: 0 no errors,
     1 errors (with --strict, warnings too), 2 bad usage.
     """
     import sys
@@ -88,6 +129,10 @@ def check(
             cgi_directories=tuple(cgi_dir or ()),
             host_files=not no_host_files,
             ignore=parse_ignore(ignore or ()),
+            lan=lan,
+            bind=bind,
+            tls_auto=tls is TLSMode.auto,
+            tls_cert=tls_cert,
         )
         progress = CheckProgress(errors)
         try:

@@ -244,3 +244,45 @@ ProxyCaOption = Annotated[
         "self-signed one.",
     ),
 ]
+
+
+# ---- Access and HTTPS without files (issue 14): --auth, --auth-file, --tls auto.
+# The rules are devserve._auth's and devserve._tls_auto's.
+
+
+class TLSMode(str, Enum):
+    """How ``--tls`` gets its certificate."""
+
+    auto = "auto"
+
+
+# --auth is read where the configuration is built (devserve._auth.users_from), so
+# that hashing is imported only when it is given, and its errors never echo it.
+AuthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--auth",
+        metavar="USER:PASSWORD",
+        envvar="DEVSERVE_AUTH",
+        show_envvar=True,
+        show_default=False,
+        help="HTTP Basic authentication for everything served. On the command line "
+        "the password shows in ps and shell history: prefer DEVSERVE_AUTH or --auth-file.",
+    ),
+]
+AuthFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--auth-file",
+        metavar="FILE",
+        help="HTTP Basic authentication: user:password lines (UTF-8; # comments).",
+    ),
+]
+TlsOption = Annotated[
+    TLSMode | None,
+    typer.Option(
+        "--tls",
+        metavar="auto",
+        help="auto: serve HTTPS with a self-signed certificate devserve makes and keeps.",
+    ),
+]

@@ -20,6 +20,8 @@ from devserve.cli.options import (
     IDLE_TIMEOUT,
     MAX_CONNECTIONS,
     PROXY_TIMEOUT,
+    AuthFileOption,
+    AuthOption,
     BindOption,
     CleanUrlsOption,
     CorsOption,
@@ -50,6 +52,8 @@ from devserve.cli.options import (
     SpaOption,
     TlsCertOption,
     TlsKeyOption,
+    TLSMode,
+    TlsOption,
     TlsPasswordOption,
     WatchOption,
     parsed_by,
@@ -57,6 +61,7 @@ from devserve.cli.options import (
 from devserve.config import parse_seconds, parse_size, size_text
 
 if TYPE_CHECKING:
+    from devserve._auth import User
     from devserve._proxy import ProxyRoute
     from devserve.config import CGIConfig, ProxyConfig, ServeConfig
 
@@ -88,6 +93,9 @@ def serve(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    auth: AuthOption = None,
+    auth_file: AuthFileOption = None,
+    tls: TlsOption = None,
     proxy: ProxyOption = None,
     proxy_keep_host: ProxyKeepHostOption = False,
     proxy_timeout: ProxyTimeoutOption = PROXY_TIMEOUT,
@@ -123,6 +131,8 @@ def serve(
             watch=watch,
             ignore=ignore,
             cgi=None,
+            auth=_users(auth, auth_file),
+            tls_auto=tls is TLSMode.auto,
             proxy=_proxy_options(proxy, proxy_keep_host, proxy_timeout, proxy_ca),
         )
     )
@@ -211,6 +221,9 @@ def cgi(
     max_connections: MaxConnectionsOption = MAX_CONNECTIONS,
     watch: WatchOption = None,
     ignore: IgnoreOption = None,
+    auth: AuthOption = None,
+    auth_file: AuthFileOption = None,
+    tls: TlsOption = None,
     proxy: ProxyOption = None,
     proxy_keep_host: ProxyKeepHostOption = False,
     proxy_timeout: ProxyTimeoutOption = PROXY_TIMEOUT,
@@ -257,6 +270,8 @@ def cgi(
             watch=watch,
             ignore=ignore,
             cgi=gateway,
+            auth=_users(auth, auth_file),
+            tls_auto=tls is TLSMode.auto,
             proxy=_proxy_options(proxy, proxy_keep_host, proxy_timeout, proxy_ca),
         )
 
@@ -295,6 +310,8 @@ def _serve_config(
     watch: list[Path] | None,
     ignore: list[str] | None,
     cgi: CGIConfig | None,
+    auth: tuple[User, ...],
+    tls_auto: bool,
     proxy: ProxyConfig | None = None,
 ) -> ServeConfig:
     """The configuration the options of `serve` (and `cgi`) describe; ServeError if bad."""
@@ -325,8 +342,19 @@ def _serve_config(
         reload=reload_config(reload, tuple(watch or ()), tuple(ignore or ())),
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        auth=auth,
+        tls_auto=tls_auto,
         proxy=proxy,
     )
+
+
+def _users(auth: str | None, auth_file: Path | None) -> tuple[User, ...]:
+    """The users --auth (or DEVSERVE_AUTH) or --auth-file names; BadInput if bad or both."""
+    if auth is None and auth_file is None:
+        return ()
+    from devserve._auth import users_from
+
+    return users_from(auth, auth_file)
 
 
 def _proxy_options(
@@ -371,8 +399,7 @@ def _print_settings(ctx: typer.Context) -> None:
         if value is None or (isinstance(value, (list, tuple)) and not value):
             typer.echo(f"# {key} is not set ({said})")
             continue
-        secret = "auth" in name and isinstance(value, str)
-        shown = '"***"' if secret else _toml(value)  # never a password
+        shown = '"***"' if name == "auth" else _toml(value)  # never a password
         typer.echo(f"{key} = {shown}  # {said}")
 
 

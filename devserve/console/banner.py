@@ -36,6 +36,15 @@ def print_ready(console: Console, info: ReadyInfo) -> None:
         print_(f"  [devserve.label]Network:[/] [devserve.url]{escape(url)}[/]")
     if info.options:
         print_(f"  [devserve.label]Options:[/] {escape(', '.join(info.options))}")
+    if info.certificate:
+        how = "made now" if info.certificate_made else "kept from an earlier run"
+        # emoji=False: hex pairs such as :CD: are emoji codes to rich
+        print_(
+            f"  [devserve.label]TLS:[/]     self-signed certificate ({how}): "
+            f"{escape(info.certificate)}",
+            emoji=False,
+        )
+        print_(f"  [devserve.label]SHA-256:[/] {escape(info.fingerprint)}", emoji=False)
     if info.hint:
         print_(f"  [devserve.hint]{escape(info.hint)}[/]")
     if info.lan_urls and console.is_terminal:
@@ -61,15 +70,20 @@ def print_stopped(console: Console, summary: Summary) -> None:
 
 def ready_json(info: ReadyInfo, now: float) -> str:
     """The banner as a JSON line: the ``listening`` event."""
-    return json_line(
-        {
-            "event": "listening",
-            "time": iso_time(now),
-            "directory": info.directory,
-            "urls": [*info.urls, *info.lan_urls],
-            "options": list(info.options),
+    event: dict[str, object] = {
+        "event": "listening",
+        "time": iso_time(now),
+        "directory": info.directory,
+        "urls": [*info.urls, *info.lan_urls],
+        "options": list(info.options),
+    }
+    if info.certificate:
+        event["certificate"] = {
+            "path": info.certificate,
+            "sha256": info.fingerprint,
+            "made": info.certificate_made,
         }
-    )
+    return json_line(event)
 
 
 def stopped_json(summary: Summary, now: float) -> str:
