@@ -763,3 +763,25 @@ def test_auth_guards_proxied_requests_and_keeps_its_password_from_the_backend(
     assert report["target"] == "/echo/authorized"
     assert fields_of(report, "authorization") == []
     assert "/echo/unauthorized" not in [entry["target"] for entry in backend.log()]
+
+
+def test_websocket_over_tls_through_the_proxy(site: Path, backend: Backend, tmp_path: Path) -> None:
+    from websockets.sync.client import connect
+
+    cert, key = self_signed_certificate(tmp_path)
+    config = ServeConfig(
+        directory=site,
+        tls_cert=cert,
+        tls_key=key,
+        proxy=ProxyConfig((parse_route(f"/api/={backend.url}/"),)),
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    with (
+        proxying(config) as (port, _, _),
+        connect(f"wss://127.0.0.1:{port}/api/ws", ssl=context, open_timeout=10) as websocket,
+    ):
+        for index in range(50):  # both directions busy at once on the TLS socket
+            websocket.send(f"message {index}" * 100)
+        assert [websocket.recv(timeout=10) for _ in range(50)] == [
+            f"message {index}" * 100 for index in range(50)
+        ]
