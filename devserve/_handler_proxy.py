@@ -289,10 +289,16 @@ class Relay:
                     writer.hold(head)  # leaves with the first piece of the body
                 else:
                     writer.write(head)
-                self.send_pieces(pieces, framing)
+                if _is_event_stream(fields):
+                    with self.proxy.endless(conn.sock):
+                        self.send_pieces(pieces, framing)
+                else:
+                    self.send_pieces(pieces, framing)
         except BackendError as error:
             conn.close()
             h.close_connection = True
+            if self.proxy.ending:  # cut by end_streams: the client reconnects, nothing failed
+                raise ConnectionAbortedError("the server is stopping") from None
             raise TruncatedBody(
                 f"backend {self.upstream.origin} {error}: the response to "
                 f"{self.method} {h.path} was cut short (the client's connection is closed)"
@@ -431,9 +437,19 @@ class Relay:
         client_early = pending_input(h.rfile, h.connection)
         backend_early = pending_input(conn.reader, conn.sock)
         try:
-            Tunnel(h.connection, conn.sock, self.proxy.timeout).run(client_early, backend_early)
+            with self.proxy.endless(h.connection, conn.sock):
+                Tunnel(h.connection, conn.sock, self.proxy.timeout).run(client_early, backend_early)
         finally:
             conn.close()
+
+
+def _is_event_stream(fields: Fields) -> bool:
+    """Whether a response is Server-Sent Events: a stream with no end of its own."""
+    return any(
+        name.lower() == "content-type"
+        and value.partition(";")[0].strip().lower() == "text/event-stream"
+        for name, value in fields
+    )
 
 
 def read_head(conn: BackendConnection) -> Response:

@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -200,6 +201,32 @@ class Proxy:
                 context = tls if route.scheme == "https" else None
                 self._upstreams[key] = Upstream(route, connect_timeout, config.timeout, context)
         self._next_sweep = 0.0
+        self._streams: set[socket.socket] = set()
+        self._streams_lock = threading.Lock()
+        self.ending = False  # the server is stopping (end_streams was called)
+
+    @contextlib.contextmanager
+    def endless(self, *socks: socket.socket) -> Iterator[None]:
+        """Mark a WebSocket tunnel or an event stream over ``socks`` while it runs: it has
+        no end of its own, so `end_streams` ends it when the server stops."""
+        with self._streams_lock:
+            ending = self.ending
+            self._streams.update(socks)
+        if ending:
+            _shut(socks)
+        try:
+            yield
+        finally:
+            with self._streams_lock:
+                self._streams.difference_update(socks)
+
+    def end_streams(self) -> None:
+        """The server is stopping: end every tunnel and event stream now (not after the
+        grace given to requests in flight), and any that starts from now on."""
+        with self._streams_lock:
+            self.ending = True
+            socks = list(self._streams)
+        _shut(socks)
 
     def upstream(self, route: ProxyRoute) -> Upstream:
         """The backend ``route`` goes to."""
@@ -220,6 +247,14 @@ class Proxy:
     def close(self) -> None:
         for upstream in self._upstreams.values():
             upstream.close()
+
+
+def _shut(socks: Iterable[socket.socket]) -> None:
+    """Shut connections down, waking whoever reads them (beneath TLS: a TLS socket's own
+    shutdown is not safe while another thread reads it)."""
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _tls_context(ca: Path | None) -> ssl.SSLContext:

@@ -522,6 +522,8 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
     finally:
         if hub is not None:
             hub.close()  # event streams end now, so they do not hold up the drain
+        if server.context.proxy is not None:
+            server.context.proxy.end_streams()  # and so do proxied ones, and WebSockets
         if watcher is not None:
             watcher.stop()
         _drain(server, hurry)

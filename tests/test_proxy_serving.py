@@ -39,6 +39,7 @@ from tests.support import (
     running_devserve,
     self_signed_certificate,
     status_of,
+    stop_and_read,
 )
 
 
@@ -785,3 +786,32 @@ def test_websocket_over_tls_through_the_proxy(site: Path, backend: Backend, tmp_
         assert [websocket.recv(timeout=10) for _ in range(50)] == [
             f"message {index}" * 100 for index in range(50)
         ]
+
+
+def test_ctrl_c_ends_proxied_event_streams_and_websockets_at_once(
+    site: Path, backend: Backend
+) -> None:
+    from websockets.sync.client import connect
+
+    with devserve_process(
+        "serve", str(site), "--port", "0", "--proxy", f"/api/={backend.url}/"
+    ) as (process, url):
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/sse")
+        events = conn.getresponse()
+        assert events.readline() == b"data: one\n"
+        # close_timeout: devserve is gone when the client's close handshake starts.
+        with connect(
+            f"ws://127.0.0.1:{port}/api/ws", open_timeout=10, close_timeout=0.1
+        ) as websocket:
+            websocket.send("open")
+            assert websocket.recv(timeout=10) == "open"
+            started = time.monotonic()
+            log = stop_and_read(process)  # SIGINT; exit status 0
+            # Not the 5 s grace requests in flight get: these streams have no end of their own.
+            assert time.monotonic() - started < 3
+        conn.close()
+    assert "0 errors" in log
+    assert "cut short" not in log
+    assert request(backend.port, "GET", "/release")[0] == 200  # the backend's stream ends too
