@@ -815,3 +815,23 @@ def test_ctrl_c_ends_proxied_event_streams_and_websockets_at_once(
     assert "0 errors" in log
     assert "cut short" not in log
     assert request(backend.port, "GET", "/release")[0] == 200  # the backend's stream ends too
+
+
+def test_devserve_cgi_forwards_too(site: Path, backend: Backend) -> None:
+    from devserve.config import CGIConfig
+
+    config = ServeConfig(
+        directory=site, cgi=CGIConfig(), proxy=ProxyConfig((parse_route(f"/api/={backend.url}/"),))
+    )
+    with proxying(config) as (port, _, _):
+        report = echo(port, "/api/echo/from-cgi", method="POST", body=b"abc")
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with sock:
+            sock.sendall(
+                b"POST /api/refuse HTTP/1.1\r\nHost: x\r\n"
+                b"Expect: 100-continue\r\nContent-Length: 999999\r\n\r\n"
+            )
+            response = read_to_end(sock)
+    assert (report["target"], report["length"]) == ("/echo/from-cgi", 3)
+    assert status_of(response) == 413
+    assert response.endswith(b"too large")  # the backend's answer, not the gateway's
