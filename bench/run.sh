@@ -6,6 +6,7 @@
 #   kinds    one of each request kind a browser sends: GET, If-None-Match, If-Modified-Since,
 #            index, 404, Range, listing, HEAD (kinds.sh; report_kinds.py)
 #   browser  a 543-file ES-module app loaded cold and warm in Chromium (browser_load.py)
+#   proxy    requests through devserve --proxy against the backend direct (proxy.py)
 #
 # Usage (from anywhere; servers are started with the repo root as cwd):
 #   bench/run.sh                                   # all six servers, 8 s runs
@@ -36,7 +37,7 @@
 #   RSS_REQUESTS [10000] requests after the 1 GiB stream;  RSS_MAX [60] s cap on that wrk run
 #   NO_INSTALL=1   never run npm/apt-get;  INSTALL_TIMEOUT [300] s per install step
 #   SKIP_STARTUP=1 skip the hyperfine start-up section;  STRICT=1 exit 2 if a target FAILs
-#   SECTIONS  [files kinds browser]
+#   SECTIONS  [files kinds browser proxy]
 #   KIND_SERVERS [py10 py11 node nginx devserve]  kinds section (those of SERVERS in this list)
 #   BASELINE_RPS  devserve's plain-GET req/s to beat in the kinds section, or BASELINE=path of
 #             an earlier run's OUTDIR or kinds/results.tsv (the target SKIPs without either)
@@ -70,7 +71,7 @@ RSS_REQUESTS=${RSS_REQUESTS:-10000}
 RSS_MAX=${RSS_MAX:-60}
 INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-300}
 SERVERS=${SERVERS:-py10 py11 node nginx devserve devserve-quiet}
-SECTIONS=${SECTIONS:-files kinds browser}
+SECTIONS=${SECTIONS:-files kinds browser proxy}
 KIND_SERVERS=${KIND_SERVERS:-py10 py11 node nginx devserve}
 BROWSER_SERVERS=${BROWSER_SERVERS:-devserve nginx node}
 BROWSER_RUNS=${BROWSER_RUNS:-5}
@@ -86,7 +87,7 @@ command -v curl >/dev/null || die "curl is required"
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || die "no usable python at PYTHON=$PY"
 section_on() { [[ " $SECTIONS " == *" $1 "* ]]; }
 for sec in $SECTIONS; do
-  case $sec in files|kinds|browser) ;; *) die "unknown section '$sec' (known: files kinds browser)";; esac
+  case $sec in files|kinds|browser|proxy) ;; *) die "unknown section '$sec' (known: files kinds browser proxy)";; esac
 done
 mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
 # Each section writes its raw files into RUNDIR and its rows into TSV: the files section into
@@ -534,17 +535,32 @@ section_files() {  # issue 8's workloads; leaves its report in $OUTDIR/report-fi
   timeout 60 "$PY" "$BENCH_DIR/report.py" "$TSV" "$OUTDIR" > "$OUTDIR/report-files.md"
 }
 
+section_proxy() {  # bench/proxy.py starts its own backend and devserve; report in proxy/report.md
+  local rundir="$OUTDIR/proxy"
+  mkdir -p "$rundir"
+  if ! "$PY" -c 'import uvicorn' 2>/dev/null; then
+    echo "**proxy section skipped:** $PY cannot import uvicorn (pip install -e '.[test]')" > "$rundir/report.md"
+    return 0
+  fi
+  log "proxy: devserve --proxy against the backend direct (bench/proxy.py)"
+  timeout -k 10 900 "$PY" "$BENCH_DIR/proxy.py" --duration "$DURATION" --outdir "$rundir" \
+    --json "$rundir/results.json" > "$rundir/report.md" 2> "$rundir/proxy.log" ||
+    { log "WARN bench/proxy.py failed (see $rundir/proxy.log)"; echo "**proxy section failed** (see proxy/proxy.log)" >> "$rundir/report.md"; }
+}
+
 # ---------------------------------------------------------------- sections, then one report
 # Each report exits 2 under STRICT=1 when one of its targets FAILs; so does this script.
 status=0
 if section_on files; then section_files || status=$?; fi
 if section_on kinds; then section_kinds || status=$?; fi
 if section_on browser; then section_browser || status=$?; fi
+if section_on proxy; then section_proxy || status=$?; fi
 {
   # report.py opens with meta.txt; without the files section it is printed here
   section_on files || printf '```\n%s\n```\n' "$(cat "$OUTDIR/meta.txt")"
   section_on files && cat "$OUTDIR/report-files.md"
   section_on kinds && cat "$OUTDIR/kinds/report.md"
   section_on browser && cat "$OUTDIR/browser/report.md"
+  section_on proxy && cat "$OUTDIR/proxy/report.md"
 } | tee "$OUTDIR/report.md"
 exit "$status"

@@ -28,6 +28,8 @@ from email.message import Message
 from http import HTTPStatus
 from typing import IO
 
+from devserve._protocol import chunked_body
+
 
 def collapse_url_path(path: str) -> str:
     """The URL path decoded once, ``.``/``..`` collapsed inside ``/``, then ``?query``.
@@ -334,44 +336,15 @@ def shebang(path: str) -> str | None:
     return first[2:].strip().decode("utf-8", "replace")
 
 
-class BodyTooLarge(Exception):
-    """A request body over the configured limit (413)."""
-
-
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-
-
 def dechunk(source: IO[bytes], sink: IO[bytes], limit: int | None) -> int:
     """Copy a chunked request body (RFC 9112 7.1) from ``source`` to ``sink``.
 
     Returns the de-chunked length. Raises ValueError for malformed framing and
-    BodyTooLarge past ``limit``; trailers are read and dropped.
+    BodyTooLarge past ``limit``; trailers are read and dropped (the rule is
+    `devserve._protocol.chunked_body`'s).
     """
     total = 0
-    while True:
-        line = source.readline(4096)
-        if not line.endswith(b"\n"):
-            raise ValueError("truncated or overlong chunk-size line")
-        size_text = line.split(b";", 1)[0].strip()
-        if not _CHUNK_SIZE.fullmatch(size_text):
-            raise ValueError(f"bad chunk size {size_text[:20]!r}")
-        size = int(size_text, 16)
-        if size == 0:
-            break
-        total += size
-        if limit is not None and total > limit:
-            raise BodyTooLarge(total)
-        remaining = size
-        while remaining:
-            data = source.read(min(remaining, 65536))
-            if not data:
-                raise ValueError("truncated chunk")
-            sink.write(data)
-            remaining -= len(data)
-        if source.readline(3) not in (b"\r\n", b"\n"):
-            raise ValueError("chunk not followed by CRLF")
-    for _ in range(100):  # trailer fields, bounded like header fields
-        line = source.readline(65537)
-        if line in (b"\r\n", b"\n", b""):
-            return total
-    raise ValueError("too many trailer fields")
+    for piece in chunked_body(source.readline, source.read, limit):
+        sink.write(piece)
+        total += len(piece)
+    return total

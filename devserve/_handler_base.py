@@ -12,6 +12,7 @@ import socket
 import socketserver
 import sys
 import time
+from collections.abc import Callable
 from email.message import Message
 from email.parser import Parser
 from email.policy import compat32
@@ -125,8 +126,13 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
     _framed = False  # Content-Length or Transfer-Encoding was sent
     # How the request's body is delimited (set by parse_request; see check_framing).
     _framing: Framing = NO_BODY
+    # The request's header lines as they came (a proxy refuses some it could not pass on).
+    _header_lines: list[bytes] = []  # noqa: RUF012 - replaced per request, never mutated
     # The server, when it is one of devserve's (the connection-keeping contract).
     _host: HTTPServer | None = None
+    # Set by a handler whose connection should stay with its thread between requests
+    # (the reverse proxy's: see devserve._handler_proxy), never parked in the event loop.
+    _stays_in_thread = False
 
     # -------------------------------------------------------------- connection
 
@@ -185,7 +191,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             self.close_connection = True
             self.handle_one_request()
             while not self.close_connection:
-                if parking:
+                if parking and not self._stays_in_thread:
                     assert host is not None
                     # An event-loop server takes a kept-alive connection back between requests.
                     unread = unread_input(self.rfile, self.connection, self._socket_timeout())
@@ -250,7 +256,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
             if host is not None:
                 host.track(self.connection, "busy")
             assert self.command is not None
-            method = getattr(self, "do_" + self.command, None)
+            method = self._dispatch(self.command)
             if method is None:
                 self.send_error(
                     HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})"
@@ -267,6 +273,11 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
         except TimeoutError as error:
             self.log_error("Request timed out: %r", error)
             self.close_connection = True
+
+    def _dispatch(self, command: str) -> Callable[[], None] | None:
+        """The method that answers a parsed request: ``do_<command>`` (None: 501)."""
+        method: Callable[[], None] | None = getattr(self, "do_" + command, None)
+        return method
 
     def _answer_internal_error(self) -> None:
         """Send 500 for a handler that failed before sending anything, then close."""
@@ -363,6 +374,7 @@ class BaseHTTPRequestHandler(socketserver.StreamRequestHandler):
                 break
             lines.append(line)
         fields = parse_field_lines(lines)
+        self._header_lines = lines
         self._framing = check_framing(fields, version)
         message = build_message(self.MessageClass, fields)
         if message.policy is compat32:

@@ -22,7 +22,7 @@ from devserve._handler_base import Body
 from devserve._handler_static import SimpleHTTPRequestHandler
 from devserve._io import is_tls
 from devserve._paths import may_serve
-from devserve._protocol import MAX_LINE, build_message
+from devserve._protocol import MAX_LINE, BodyTooLarge, build_message
 from devserve._scripts import ScriptGroup, ScriptOutput, ScriptRun, ScriptStdout, unmarked_run
 
 
@@ -275,7 +275,7 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
             spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115
             try:
                 length = _cgi.dechunk(rfile, cast(IO[bytes], spool), self.cgi_max_body)
-            except _cgi.BodyTooLarge:
+            except BodyTooLarge:
                 spool.close()
                 self.close_connection = True
                 self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request body too large")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devserve._handler_base import Body
 from devserve._handler_cgi import CGIHTTPRequestHandler
@@ -30,6 +30,9 @@ from devserve._reply import Reply, site_request
 from devserve._scripts import ScriptGroup
 from devserve._site import Site
 from devserve.events import Journal, RequestRecord
+
+if TYPE_CHECKING:
+    from devserve._upstream import Proxy
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class HandlerContext:
     cors: bool
     quiet: bool
     cgi: CGIContext | None = None
+    # --proxy: routes and backend connections (None: nothing is forwarded).
+    proxy: Proxy | None = None
 
 
 class DevHandler(SimpleHTTPRequestHandler):
@@ -133,6 +138,23 @@ class DevHandler(SimpleHTTPRequestHandler):
             )
         )
 
+    # -------------------------------------------------------------- --proxy
+
+    def _dispatch(self, command: str) -> Callable[[], None] | None:
+        """A request a ``--proxy`` route claims is forwarded, whatever its method."""
+        proxy = self.context.proxy
+        if proxy is not None:
+            forward = proxy.routes.forward(self.path)
+            if forward is not None and self._simple_request:
+                # HTTP/0.9 has no headers to forward or answer with: refused, never
+                # served from the folder the route hides.
+                return lambda: self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
+            if forward is not None:
+                from devserve._handler_proxy import relay
+
+                return lambda: relay(self, proxy, forward)
+        return super()._dispatch(command)
+
     # -------------------------------------------------------------- --auth
 
     def parse_request(self) -> bool:
@@ -143,8 +165,14 @@ class DevHandler(SimpleHTTPRequestHandler):
         return super().parse_request() and (self._admitted or self._pass_gate())
 
     def handle_expect_100(self) -> bool:
-        """Keeps the documented contract; a request the gate refuses gets its 401 instead."""
-        return self._pass_gate() and super().handle_expect_100()
+        """Keeps the documented contract; a request the gate refuses gets its 401 instead,
+        and a request a ``--proxy`` route forwards waits for its backend's 100."""
+        if not self._pass_gate():
+            return False
+        proxy = self.context.proxy
+        if proxy is not None and proxy.routes.forward(self.path) is not None:
+            return True  # devserve._handler_proxy relays the backend's answer
+        return super().handle_expect_100()
 
     def _pass_gate(self) -> bool:
         """Ask the site's gate; answer 401 if it refuses, else note who was admitted."""

@@ -15,6 +15,7 @@ import datetime
 import email.utils
 import re
 import time
+from collections.abc import Callable, Iterator
 from email.message import Message
 from http import HTTPStatus
 from typing import NamedTuple
@@ -141,6 +142,11 @@ def parse_field_lines(lines: list[bytes]) -> list[tuple[str, str]]:
     return fields
 
 
+def has_obs_fold(lines: list[bytes]) -> bool:
+    """Whether header lines read by `parse_field_lines` held an obs-fold continuation."""
+    return any(line[:1] in (b" ", b"\t") for line in lines)
+
+
 def head_end(buf: bytes | bytearray) -> int:
     """The index just past the blank line ending a request head, or -1 if it has not come.
 
@@ -255,6 +261,60 @@ def check_framing(fields: list[tuple[str, str]], version: tuple[int, int]) -> Fr
             raise ProtocolError(HTTPStatus.BAD_REQUEST, "Unsupported Transfer-Encoding")
         return Framing(None, True, bool(lengths) or version < (1, 1))
     return Framing(length, False, False)
+
+
+class BodyTooLarge(Exception):
+    """A request body over the configured limit (413)."""
+
+
+class BadChunk(ValueError):
+    """Chunked framing that cannot be read: the message is cut or malformed."""
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# The most trailer fields read after a chunked body (as many as header fields).
+MAX_TRAILERS = MAX_HEADERS
+
+
+def chunked_body(
+    readline: Callable[[int], bytes], read: Callable[[int], bytes], limit: int | None = None
+) -> Iterator[bytes]:
+    """The data of a chunked body (RFC 9112 7.1), piece by piece, as it arrives.
+
+    ``readline(limit)`` and ``read(size)`` read the message (``read`` may return
+    fewer bytes than asked, as ``read1`` does; empty means the end of the input).
+    Pieces are at most 64 KiB. Chunk extensions and trailer fields are read and
+    dropped. Raises BadChunk for framing that is malformed or cut short, and
+    BodyTooLarge as soon as the sizes announced pass ``limit``.
+    """
+    total = 0
+    while True:
+        line = readline(4096)
+        if not line.endswith(b"\n"):
+            raise BadChunk("truncated or overlong chunk-size line")
+        size_text = line.split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise BadChunk(f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if limit is not None and total > limit:
+            raise BodyTooLarge(total)
+        remaining = size
+        while remaining:
+            data = read(min(remaining, 65536))
+            if not data:
+                raise BadChunk("truncated chunk")
+            remaining -= len(data)
+            yield data
+        if readline(3) not in (b"\r\n", b"\n"):
+            raise BadChunk("chunk not followed by CRLF")
+    for _ in range(MAX_TRAILERS):
+        line = readline(MAX_LINE + 1)
+        if line in (b"\r\n", b"\n", b""):
+            return
+    raise BadChunk("too many trailer fields")
 
 
 def _is_number(text: str) -> bool:

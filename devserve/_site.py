@@ -95,6 +95,7 @@ from devserve._suggestion_table import SuggestionTable, decoded_path
 if TYPE_CHECKING:
     from devserve._auth import Gate
     from devserve._host_files import HostFiles, HostState
+    from devserve._proxy import Routes
     from devserve.reload.hub import ReloadHub
     from devserve.reload.pages import ReloadPages
 
@@ -142,6 +143,7 @@ class Site:
         host: HostFiles | None = None,
         clean_urls: bool = False,
         not_found_page: str | None = None,
+        routes: Routes | None = None,
         gate: Gate | None = None,
     ) -> None:
         self.policy = policy
@@ -164,6 +166,7 @@ class Site:
         self._hidden = host.paths if host is not None else frozenset()
         self.clean_urls = clean_urls  # /about.html and /about/ redirect to /about
         self.not_found_page = not_found_page  # served with 404 when it exists (404.html)
+        self.routes = routes  # --proxy: targets a backend answers (None: no routes)
         self.gate = gate  # --auth: who may be answered (None: everyone)
         self.suggestions = SuggestionTable(policy, table.max_bytes // 8, self._hidden)
         self.listings = ListingPages()
@@ -175,9 +178,13 @@ class Site:
     def answers(self, method: str, target: str) -> bool:
         """Whether a request with this method and target is the site's to answer.
 
-        CGI paths, the live-reload event stream and other methods are not.
+        CGI paths, the live-reload event stream, targets a ``--proxy`` route
+        claims and other methods are not.
         """
         if method not in ("GET", "HEAD"):
+            return False
+        routes = self.routes
+        if routes is not None and routes.claims(target):
             return False
         if self.cgi_directories and self.is_cgi(target):
             return False

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from devserve._auth import User
+    from devserve._proxy import ProxyRoute
 
 DEFAULT_PORT = 8000
 # How many ports after the default are tried when it is busy.
@@ -139,6 +140,33 @@ class ReloadConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    """What ``--proxy PREFIX=URL`` adds: routes to backends, and how requests are forwarded.
+
+    README: "Forward API calls to a backend (--proxy)". Routes come from `parse_proxy`.
+    """
+
+    routes: tuple[ProxyRoute, ...]
+    keep_host: bool = False  # send the client's Host, not the backend's
+    # Seconds a backend may take to answer, and to send each piece of a response
+    # (and the most a WebSocket tunnel may stay silent both ways).
+    timeout: float = 60.0
+    connect_timeout: float = 5.0  # seconds to connect to a backend
+    ca: Path | None = None  # certificates trusted for https:// backends (PEM)
+
+    def __post_init__(self) -> None:
+        from devserve._proxy import duplicate_prefixes
+
+        if not self.routes:
+            raise BadInput("--proxy-keep-host, --proxy-timeout and --proxy-ca need --proxy")
+        duplicates = duplicate_prefixes(self.routes)
+        if duplicates:
+            raise BadInput(f"--proxy: the prefix is given twice: {duplicates[0]}")
+        if self.timeout <= 0 or self.connect_timeout <= 0:
+            raise BadInput("--proxy-timeout must be more than 0 seconds")
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     """Everything `devserve serve` can be told; the CLI builds one and calls `serve`."""
 
@@ -174,6 +202,9 @@ class ServeConfig:
     # Access and HTTPS without files (issue 14; README: "--auth" and "--tls auto").
     auth: tuple[User, ...] = ()  # HTTP Basic: only these users are served (none: everyone)
     tls_auto: bool = False  # HTTPS with a certificate devserve makes and keeps (devserve._tls_auto)
+    # --proxy PREFIX=URL: requests under a prefix go to a backend
+    # (README: "Forward API calls to a backend (--proxy)").
+    proxy: ProxyConfig | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -267,6 +298,28 @@ def parse_env(text: str) -> tuple[str, str]:
     return name, value
 
 
+def parse_proxy(text: str, option: str = "--proxy") -> ProxyRoute:
+    """A ``--proxy PREFIX=URL`` option as a route, or BadInput saying what is wrong."""
+    from devserve._proxy import BadRoute, parse_route
+
+    try:
+        return parse_route(text)
+    except BadRoute as error:
+        raise BadInput(f"{option} {text!r}: {error}") from None
+
+
+def proxy_config(
+    routes: tuple[ProxyRoute, ...] | list[ProxyRoute] = (),
+    keep_host: bool = False,
+    timeout: float = ProxyConfig.timeout,
+    ca: Path | None = None,
+) -> ProxyConfig | None:
+    """The ``--proxy`` options as a ProxyConfig (None without routes), or BadInput."""
+    if not routes and not keep_host and timeout == ProxyConfig.timeout and ca is None:
+        return None
+    return ProxyConfig(tuple(routes), keep_host=keep_host, timeout=timeout, ca=ca)
+
+
 def reload_config(
     enabled: bool,
     watch: tuple[Path, ...] | list[Path] = (),
@@ -338,6 +391,9 @@ def _describe(name: str, value: object) -> list[str]:
     if name == "cgi":
         assert isinstance(value, CGIConfig)
         return _describe_cgi(value)
+    if name == "proxy":
+        assert isinstance(value, ProxyConfig)
+        return _describe_proxy(value)
     described = {
         "protocol": lambda: str(value),
         "cache_control": lambda: f"Cache-Control: {value}",
@@ -349,6 +405,17 @@ def _describe(name: str, value: object) -> list[str]:
     if name not in described:
         raise KeyError(f"describe_settings does not know {name!r}")
     return [described[name]()]
+
+
+def _describe_proxy(proxy: ProxyConfig) -> list[str]:
+    said = [f"proxy {route.prefix} -> {route.url}" for route in proxy.routes]
+    if proxy.keep_host:
+        said.append("backends get the client's Host")
+    if proxy.timeout != ProxyConfig.timeout:
+        said.append(f"proxy timeout {proxy.timeout:g} s")
+    if proxy.ca is not None:
+        said.append(f"backend certificates from {proxy.ca}")
+    return said
 
 
 def _describe_cgi(cgi: CGIConfig) -> list[str]:

@@ -25,7 +25,7 @@ from devserve.config import BadInput
 COMMANDS = ("serve", "cgi", "check")
 # Options whose values are paths: relative ones are taken from the file's folder.
 PATH_SETTINGS = frozenset(
-    {"directory", "tls_cert", "tls_key", "tls_password_file", "watch", "auth_file"}
+    {"directory", "tls_cert", "tls_key", "tls_password_file", "watch", "auth_file", "proxy_ca"}
 )
 
 

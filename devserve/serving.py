@@ -55,6 +55,7 @@ from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
     from devserve._tls_auto import AutoCertificate
+    from devserve._upstream import Proxy
     from devserve.reload.hub import ReloadHub
     from devserve.reload.watcher import Change, ChangeWatcher
 
@@ -97,6 +98,20 @@ class _Reporting(HTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], CLIENT_GONE):
             self.reporting.failed(str(client_address[0]), traceback.format_exc())
+
+    def server_close(self) -> None:
+        """Close the listening socket (the socketserver contract) and idle backend connections."""
+        super().server_close()
+        proxy = self.context.proxy
+        if proxy is not None:
+            proxy.close()
+
+    def service_actions(self) -> None:
+        """Called by serve_forever every turn: backend connections idle too long are closed."""
+        proxy = self.context.proxy
+        if proxy is not None:
+            proxy.sweep()
+        super().service_actions()
 
 
 class DevServer(_Reporting, LoopHTTPServer):
@@ -161,6 +176,7 @@ def handler_context(
     """What devserve's handlers and event loop read: the site and the handler settings."""
     handler = _handler_class(config)
     cgi = config.cgi
+    proxy = _proxy(config, hub)
     policy = Policy(
         str(root),
         "always" if config.follow_symlinks else "inside",
@@ -184,6 +200,7 @@ def handler_context(
         host=host,
         clean_urls=config.clean_urls,
         not_found_page=not_found_path(config, root),
+        routes=proxy.routes if proxy is not None else None,
         gate=Gate(config.auth, config.cors) if config.auth else None,
     )
     cgi_context = None
@@ -209,7 +226,26 @@ def handler_context(
         cors=config.cors,
         quiet=config.quiet,
         cgi=cgi_context,
+        proxy=proxy,
     )
+
+
+def _proxy(config: ServeConfig, hub: ReloadHub | None) -> Proxy | None:
+    """The routes and backend connections for --proxy (None without it), or BadInput."""
+    if config.proxy is None:
+        return None
+    from devserve._upstream import Proxy
+
+    reserved = None
+    if hub is not None:
+        from devserve.reload.inject import RESERVED_PREFIX
+
+        reserved = RESERVED_PREFIX  # live reload's own paths are never forwarded
+    try:
+        return Proxy(config.proxy, reserved)
+    except OSError as error:  # --proxy-ca unreadable or not certificates (ssl.SSLError)
+        detail = getattr(error, "reason", None) or error.strerror or error
+        raise BadInput(f"cannot use --proxy-ca {config.proxy.ca}: {detail}") from None
 
 
 def not_found_path(config: ServeConfig, root: Path) -> str:
@@ -486,6 +522,8 @@ def serve(config: ServeConfig, reporter: Reporter) -> Summary:
     finally:
         if hub is not None:
             hub.close()  # event streams end now, so they do not hold up the drain
+        if server.context.proxy is not None:
+            server.context.proxy.end_streams()  # and so do proxied ones, and WebSockets
         if watcher is not None:
             watcher.stop()
         _drain(server, hurry)

@@ -12,11 +12,13 @@ from devserve._auth import User
 from devserve.config import (
     BadInput,
     CGIConfig,
+    ProxyConfig,
     ReloadConfig,
     ServeConfig,
     describe_settings,
     parse_count,
     parse_port,
+    parse_proxy,
     parse_seconds,
     parse_size,
     plural,
@@ -103,6 +105,12 @@ def test_every_setting_that_is_not_the_default_is_described() -> None:
         "protocol": "HTTP/1.0",
         "auth": (User("alice", "topsecret"), User("bob", "hunter2")),
         "tls_auto": True,  # not with tls_cert: on its own below
+        "proxy": ProxyConfig(
+            (parse_proxy("/api=http://127.0.0.1:5000"), parse_proxy("/ws/=https://b/")),
+            keep_host=True,
+            timeout=5.0,
+            ca=Path("ca.pem"),
+        ),
     }
     not_described = {"directory", "port", "bind", "lan", "tls_key", "tls_password_file"}
     not_described |= {"log_format"}
@@ -121,6 +129,8 @@ def test_every_setting_that_is_not_the_default_is_described() -> None:
         "1 script variable", "live reload", "1 more path watched", "1 ignore pattern",
         "no host files", "clean URLs", "404 page: missing.html", "idle timeout 5 s",
         "at most 1 connection", "request timeout 3 s", "auth: 2 users",
+        "proxy /api -> http://127.0.0.1:5000", "proxy /ws/ -> https://b/",
+        "backends get the client's Host", "proxy timeout 5 s", "backend certificates from ca.pem",
     ]  # fmt: skip
     assert describe_settings(ServeConfig(tls_auto=True, auth=samples["auth"][:1])) == [
         "auth: 1 user",

@@ -27,6 +27,7 @@ from devserve._protocol import (
     check_framing,
     check_header_field,
     etag_matches,
+    has_obs_fold,
     http_date,
     parse_field_lines,
     parse_field_section,
@@ -481,3 +482,16 @@ def _url_to_fs_path_by_the_rule(url_path: str, root: str) -> str:
 def test_url_to_fs_path_agrees_with_the_rule_step_by_step(tail: str) -> None:
     for root in ("/srv/site", "/"):
         assert url_to_fs_path("/" + tail, root) == _url_to_fs_path_by_the_rule("/" + tail, root)
+
+
+@pytest.mark.parametrize(
+    ("lines", "folded"),
+    [
+        ([b"Host: a\r\n", b"X: b\r\n"], False),
+        ([b"Host: a\r\n", b" continued\r\n"], True),
+        ([b"Host: a\r\n", b"\tcontinued\r\n"], True),
+        ([], False),
+    ],
+)
+def test_has_obs_fold(lines: list[bytes], folded: bool) -> None:
+    assert has_obs_fold(lines) is folded

@@ -17,9 +17,11 @@ from devserve.config import (
     BadInput,
     parse_count,
     parse_port,
+    parse_proxy,
     parse_seconds,
 )
 from devserve.config import CGIConfig as _CGIDefaults
+from devserve.config import ProxyConfig as _ProxyDefaults
 from devserve.config import ServeConfig as _ServeDefaults
 
 # The configuration's defaults, shown by --help (devserve.config is cheap to import).
@@ -27,6 +29,7 @@ IDLE_TIMEOUT = _ServeDefaults.idle_timeout
 MAX_CONNECTIONS = _ServeDefaults.max_connections
 CGI_TIMEOUT = _CGIDefaults.timeout
 CGI_MAX_BODY = _CGIDefaults.max_body
+PROXY_TIMEOUT = _ProxyDefaults.timeout
 
 
 class Protocol(str, Enum):
@@ -197,6 +200,48 @@ IgnoreOption = Annotated[
         metavar="GLOB",
         help="With --reload, changes matching GLOB do not reload (repeatable; "
         "VCS folders, node_modules, virtualenvs and editor temp files never do).",
+    ),
+]
+
+
+# --proxy (issue 14): forward requests under a URL prefix to a backend server (serve
+# and cgi alike); devserve.config.ProxyConfig holds what they say.
+# README: "Forward API calls to a backend (--proxy)".
+ProxyOption = Annotated[
+    list[Any] | None,  # ProxyRoute (devserve._proxy, imported only when used)
+    typer.Option(
+        "--proxy",
+        metavar="PREFIX=URL",
+        parser=parsed_by(parse_proxy, "--proxy"),
+        help="Forward requests under PREFIX to the http:// or https:// backend URL "
+        "(repeatable). A URL without a path keeps the request's path "
+        "(/api=http://127.0.0.1:5000: /api/x goes to /api/x); a URL with one, even /, "
+        "replaces the prefix (/api/=http://127.0.0.1:5000/: /api/x goes to /x).",
+    ),
+]
+ProxyKeepHostOption = Annotated[
+    bool,
+    typer.Option(
+        "--proxy-keep-host", help="Send backends the client's Host header, not their own."
+    ),
+]
+ProxyTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--proxy-timeout",
+        metavar="SECONDS",
+        parser=parsed_by(parse_seconds, "--proxy-timeout"),
+        help="Answer 504 when a backend sends no response for this long; also the most a "
+        "response or a WebSocket may stay silent.",
+    ),
+]
+ProxyCaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--proxy-ca",
+        metavar="FILE",
+        help="Trust the certificates in FILE (PEM) for https:// backends, such as a "
+        "self-signed one.",
     ),
 ]
 

@@ -19,6 +19,7 @@ from devserve.cli.options import (
     CGI_TIMEOUT,
     IDLE_TIMEOUT,
     MAX_CONNECTIONS,
+    PROXY_TIMEOUT,
     AuthFileOption,
     AuthOption,
     BindOption,
@@ -40,6 +41,10 @@ from devserve.cli.options import (
     PortOption,
     Protocol,
     ProtocolOption,
+    ProxyCaOption,
+    ProxyKeepHostOption,
+    ProxyOption,
+    ProxyTimeoutOption,
     QuietOption,
     ReloadOption,
     ShowHiddenOption,
@@ -57,7 +62,8 @@ from devserve.config import parse_seconds, parse_size, size_text
 
 if TYPE_CHECKING:
     from devserve._auth import User
-    from devserve.config import CGIConfig, ServeConfig
+    from devserve._proxy import ProxyRoute
+    from devserve.config import CGIConfig, ProxyConfig, ServeConfig
 
 
 def serve(
@@ -90,6 +96,10 @@ def serve(
     auth: AuthOption = None,
     auth_file: AuthFileOption = None,
     tls: TlsOption = None,
+    proxy: ProxyOption = None,
+    proxy_keep_host: ProxyKeepHostOption = False,
+    proxy_timeout: ProxyTimeoutOption = PROXY_TIMEOUT,
+    proxy_ca: ProxyCaOption = None,
     show_settings: ShowSettingsOption = False,
 ) -> None:
     """Serve DIRECTORY over HTTP."""
@@ -123,6 +133,7 @@ def serve(
             cgi=None,
             auth=_users(auth, auth_file),
             tls_auto=tls is TLSMode.auto,
+            proxy=_proxy_options(proxy, proxy_keep_host, proxy_timeout, proxy_ca),
         )
     )
     if show_settings:
@@ -213,6 +224,10 @@ def cgi(
     auth: AuthOption = None,
     auth_file: AuthFileOption = None,
     tls: TlsOption = None,
+    proxy: ProxyOption = None,
+    proxy_keep_host: ProxyKeepHostOption = False,
+    proxy_timeout: ProxyTimeoutOption = PROXY_TIMEOUT,
+    proxy_ca: ProxyCaOption = None,
     show_settings: ShowSettingsOption = False,
 ) -> None:
     """Serve DIRECTORY and run CGI scripts in its CGI folders (RFC 3875)."""
@@ -257,6 +272,7 @@ def cgi(
             cgi=gateway,
             auth=_users(auth, auth_file),
             tls_auto=tls is TLSMode.auto,
+            proxy=_proxy_options(proxy, proxy_keep_host, proxy_timeout, proxy_ca),
         )
 
     config = _configured(build)
@@ -296,6 +312,7 @@ def _serve_config(
     cgi: CGIConfig | None,
     auth: tuple[User, ...],
     tls_auto: bool,
+    proxy: ProxyConfig | None = None,
 ) -> ServeConfig:
     """The configuration the options of `serve` (and `cgi`) describe; ServeError if bad."""
     from devserve.config import ServeConfig, parse_header, reload_config
@@ -327,6 +344,7 @@ def _serve_config(
         max_connections=max_connections,
         auth=auth,
         tls_auto=tls_auto,
+        proxy=proxy,
     )
 
 
@@ -337,6 +355,15 @@ def _users(auth: str | None, auth_file: Path | None) -> tuple[User, ...]:
     from devserve._auth import users_from
 
     return users_from(auth, auth_file)
+
+
+def _proxy_options(
+    routes: list[ProxyRoute] | None, keep_host: bool, timeout: float, ca: Path | None
+) -> ProxyConfig | None:
+    """The --proxy options as the configuration holds them (BadInput if they are bad)."""
+    from devserve.config import proxy_config
+
+    return proxy_config(tuple(routes or ()), keep_host, timeout, ca)
 
 
 def _configured(build: Callable[[], ServeConfig]) -> ServeConfig:

@@ -29,6 +29,7 @@ from devserve.reload import sse
 from devserve.reload.hub import HubClosed, ReloadHub
 from devserve.reload.inject import (
     EVENTS_PATH,
+    STALE_AFTER_INJECTION,
     StreamInjector,
     charset_of,
     reload_snippet,
@@ -44,10 +45,6 @@ if TYPE_CHECKING:
 
 # Sec-Fetch-Dest values of a page being displayed (absent: an older or non-browser client).
 _PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
-# Script headers about the body or its caching that no longer hold once it is injected.
-_DROPPED_FOR_INJECTION = frozenset(
-    {b"content-length", b"etag", b"last-modified", b"cache-control", b"expires"}
-)
 
 
 class ReloadingHandler(DevHandler):
@@ -142,7 +139,8 @@ class InjectingOutput:
             lines = [
                 line
                 for line in lines
-                if line.partition(b":")[0].strip().lower() not in _DROPPED_FOR_INJECTION
+                if line.partition(b":")[0].strip().lower().decode("latin-1")
+                not in STALE_AFTER_INJECTION
             ]
         self._lines = deque(lines)
 

@@ -27,6 +27,11 @@ WORKER_PATH = RESERVED_PREFIX + "worker.js"
 
 # Pages larger than this are served as they are (the body is read into memory).
 MAX_INJECT_SIZE = 16 * 1024 * 1024
+# Response fields that described a page's original body, or let it be cached, and no
+# longer hold once the script is in it (the page goes out framed anew, with no-store).
+STALE_AFTER_INJECTION = frozenset(
+    {"content-length", "etag", "last-modified", "cache-control", "expires"}
+)
 
 _HTML_TYPES = frozenset({"text/html"})
 # What may follow a tag name: a tag "</body" must not match "</bodyguard>".

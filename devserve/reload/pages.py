@@ -104,9 +104,35 @@ class ReloadPages:
         back when it is re-created."""
         return inject_html(body, self.snippet(target, seq))
 
-    def snippet(self, target: str, seq: int) -> str:
-        """The script tag for a page at ``target`` read after change ``seq``."""
-        return reload_snippet(root_prefix(target), self.hub.server_id, seq)
+    def snippet(self, target: str, seq: int, posted: bool = False) -> str:
+        """The script tag for a page at ``target`` read after change ``seq`` (``posted``:
+        the page answered a POST, and is fetched again with a GET)."""
+        return reload_snippet(root_prefix(target), self.hub.server_id, seq, posted)
+
+    # -------------------------------------------------------------- pages from a backend
+
+    def takes_proxied(self, request: SiteRequest) -> bool:
+        """Whether the page a ``--proxy`` backend answers ``request`` with gets the script:
+        a page being displayed, asked for with GET or posted by a form."""
+        return request.method in ("GET", "POST") and self.shows(request)
+
+    def proxied_page(self, target: str, page: bytes, ctype: str, seq: int, posted: bool) -> bytes:
+        """A backend's HTML page (of type ``ctype``, asked for as ``target``) with the
+        script in it, or as it came when it cannot take one (said once per URL)."""
+        try:
+            return inject_html(page, self.snippet(target, seq, posted), charset_of(ctype))
+        except CannotInject as error:
+            self.say_not_injected(target, str(error))
+            return page
+
+    def say_not_injected(self, target: str, why: str) -> None:
+        """A backend's page that will not reload by itself: said once per URL path."""
+        if self.notice is not None:
+            path = urllib.parse.urlsplit(target).path
+            self.notice(
+                f"not-injected {path}",
+                f"live reload: {path} has no reload script ({why}); it will not refresh by itself",
+            )
 
     def worker(self, request: SiteRequest) -> Reply | None:
         """The live-reload worker script (None: no such file below the reserved prefix)."""
