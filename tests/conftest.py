@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,17 @@ import pytest
 
 # Its helpers assert; rewritten, their failures say what was compared.
 pytest.register_assert_rewrite("tests.check_support")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Servers started by the tests must hear Ctrl-C (SIGINT) even when the suite does not.
+
+    A shell without job control starts background commands (``pytest &``) with
+    SIGINT ignored, and an ignored signal stays ignored across exec: every
+    server a test starts would then ignore the SIGINT that stops it.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
