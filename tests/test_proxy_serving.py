@@ -835,3 +835,22 @@ def test_devserve_cgi_forwards_too(site: Path, backend: Backend) -> None:
     assert (report["target"], report["length"]) == ("/echo/from-cgi", 3)
     assert status_of(response) == 413
     assert response.endswith(b"too large")  # the backend's answer, not the gateway's
+
+
+def test_a_silent_websocket_is_closed_after_the_proxy_timeout(site: Path, backend: Backend) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    config = config_for(site, f"/api/={backend.url}/", timeout=0.5)
+    with (
+        proxying(config) as (port, _, _),
+        connect(
+            f"ws://127.0.0.1:{port}/api/ws", open_timeout=10, ping_interval=None, close_timeout=0.5
+        ) as websocket,
+    ):
+        websocket.send("hello")
+        assert websocket.recv(timeout=10) == "hello"
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed):
+            websocket.recv(timeout=10)  # nothing comes: devserve ends the silent tunnel
+        assert 0.4 < time.monotonic() - started < 5
