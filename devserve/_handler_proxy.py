@@ -28,12 +28,9 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -68,6 +65,7 @@ from devserve._proxy import (
     wants_websocket,
 )
 from devserve._reply import site_request
+from devserve._tunnel import tunnel
 from devserve._upstream import BackendConnection, BackendError, Proxy
 
 if TYPE_CHECKING:
@@ -438,7 +436,7 @@ class Relay:
         backend_early = pending_input(conn.reader, conn.sock)
         try:
             with self.proxy.endless(h.connection, conn.sock):
-                Tunnel(h.connection, conn.sock, self.proxy.timeout).run(client_early, backend_early)
+                tunnel(h.connection, conn.sock, self.proxy.timeout, client_early, backend_early)
         finally:
             conn.close()
 
@@ -517,64 +515,3 @@ def pending_input(reader: object, sock: socket.socket) -> bytes:
     if isinstance(raw, ReplayedInput):
         data += raw.unread()
     return bytes(data)
-
-
-class Tunnel:
-    """Bytes copied both ways between two sockets until one side closes or all is silent.
-
-    One direction runs in a thread of its own, the other in the caller's. At most
-    `CHUNK` bytes are in hand per direction (what a side does not read backs up
-    into its sender). Either side closing, or failing, shuts down both; so does
-    ``idle`` seconds without a byte either way.
-    """
-
-    def __init__(self, client: socket.socket, backend: socket.socket, idle: float) -> None:
-        self.client = client
-        self.backend = backend
-        self.idle = idle
-        self.last = time.monotonic()
-        self._stopped = False
-
-    def run(self, client_early: bytes, backend_early: bytes) -> None:
-        try:
-            if client_early:
-                self.backend.sendall(client_early)
-            if backend_early:
-                self.client.sendall(backend_early)
-        except OSError:
-            self.stop()
-            return
-        for sock in (self.client, self.backend):
-            sock.settimeout(self.idle)
-        upstream = threading.Thread(
-            target=self.pump, args=(self.client, self.backend), name="devserve-tunnel", daemon=True
-        )
-        upstream.start()
-        self.pump(self.backend, self.client)
-        upstream.join()
-
-    def pump(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while not self._stopped:
-                try:
-                    data = source.recv(CHUNK)
-                except TimeoutError:
-                    if time.monotonic() - self.last < self.idle:
-                        continue  # the other direction is busy
-                    return
-                if not data:
-                    return
-                target.sendall(data)
-                self.last = time.monotonic()
-        except OSError:
-            return
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        """Shut both connections down: the other direction's read ends at once."""
-        self._stopped = True
-        for sock in (self.client, self.backend):
-            # Beneath TLS: a TLS socket's own shutdown is not safe while another thread reads.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)

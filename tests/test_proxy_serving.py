@@ -28,7 +28,7 @@ import pytest
 
 from devserve._proxy import parse_route
 from devserve.config import ProxyConfig, ReloadConfig, ServeConfig
-from devserve.events import LogEvent
+from devserve.events import LogEvent, RequestRecord
 from tests.support import (
     ROOT,
     Collector,
@@ -123,6 +123,22 @@ def fields_of(report: dict[str, Any], name: str) -> list[str]:
     return [value for key, value in report["headers"] if key == name]
 
 
+def record_of(log: Collector, path: str, method: str = "GET") -> RequestRecord:
+    """The log's record of the request ``method path``.
+
+    A request is reported when its handler is done, just after the client has the
+    answer: waited for (bounded), never assumed there.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        found = [r for r in log.records() if (r.method, r.path) == (method, path)]
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        assert time.monotonic() < deadline, f"no record of {path}"
+        time.sleep(0.01)
+
+
 def config_for(site: Path, *routes: str, **proxy: Any) -> ServeConfig:
     return ServeConfig(
         directory=site,
@@ -155,9 +171,9 @@ def test_prefix_kept_when_the_url_has_no_path(site: Path, backend: Backend) -> N
         status, _, body = request(port, "GET", "/")  # the folder is still served
         assert status == 200
         assert b"local page" in body
-    records = [r for r in log.records() if r.path.startswith("/echo")]
-    assert [r.served for r in records] == ["proxy"]
-    assert records[0].note == f"→ {backend.url}/echo/a/b"
+    record = record_of(log, "/echo/a/b?x=1&y=%20")
+    assert record.served == "proxy"
+    assert record.note == f"→ {backend.url}/echo/a/b"
 
 
 @pytest.mark.parametrize(
@@ -376,7 +392,7 @@ def test_nothing_listening_is_a_502_naming_the_backend(site: Path) -> None:
             assert status == 502
             status, _, body = request(port, "GET", "/")  # everything else is still served
             assert (status, b"local page" in body) == (200, True)
-    record = next(r for r in log.records() if r.path == "/api/x")
+    record = record_of(log, "/api/x")
     assert record.status == 502
     assert record.note == f"backend {dead} refused the connection (is the backend running?)"
 
@@ -391,7 +407,7 @@ def test_a_backend_slower_than_the_timeout_is_a_504(site: Path, backend: Backend
         assert backend.url.encode() in body
         assert b"did not answer in time" in body
         assert echo(port, "/api/echo/after")["target"] == "/echo/after"  # still serving
-    record = next(r for r in log.records() if r.path == "/api/slow?s=3")
+    record = record_of(log, "/api/slow?s=3")
     assert record.status == 504
 
 
@@ -479,11 +495,7 @@ def test_websocket_echo_through_the_proxy(site: Path, backend: Backend) -> None:
                 f"message {index}" for index in range(20)
             ]
         # The tunnel's request is logged when it ends, after the close handshake.
-        deadline = time.monotonic() + 10
-        while not any(r.path == "/api/ws" for r in log.records()):
-            assert time.monotonic() < deadline, "the tunnel did not end with the WebSocket"
-            time.sleep(0.01)
-    record = next(r for r in log.records() if r.path == "/api/ws")
+        record = record_of(log, "/api/ws")
     assert record.status == 101
 
 
@@ -835,3 +847,22 @@ def test_devserve_cgi_forwards_too(site: Path, backend: Backend) -> None:
     assert (report["target"], report["length"]) == ("/echo/from-cgi", 3)
     assert status_of(response) == 413
     assert response.endswith(b"too large")  # the backend's answer, not the gateway's
+
+
+def test_a_silent_websocket_is_closed_after_the_proxy_timeout(site: Path, backend: Backend) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    config = config_for(site, f"/api/={backend.url}/", timeout=0.5)
+    with (
+        proxying(config) as (port, _, _),
+        connect(
+            f"ws://127.0.0.1:{port}/api/ws", open_timeout=10, ping_interval=None, close_timeout=0.5
+        ) as websocket,
+    ):
+        websocket.send("hello")
+        assert websocket.recv(timeout=10) == "hello"
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed):
+            websocket.recv(timeout=10)  # nothing comes: devserve ends the silent tunnel
+        assert 0.4 < time.monotonic() - started < 5
