@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import itertools
 import socket
+import time
 from collections.abc import Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -76,6 +77,8 @@ CHUNK = 64 * 1024
 BODY_BUFFER = 256 * 1024
 # Seconds a forwarded ``Expect: 100-continue`` waits for the backend's answer.
 EXPECT_WAIT = 1.0
+# Interim (1xx) answers read before the final one at most (nginx relays none).
+MAX_INTERIM = 16
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
@@ -191,9 +194,8 @@ class Relay:
         conn.send(head)
         if expect:
             if conn.readable(EXPECT_WAIT):
-                response = read_head(conn)
-                while 100 < response[0].status < 200 and response[0].status != 101:
-                    response = read_head(conn)  # other interim answers are not relayed
+                # other interim answers are not relayed
+                response = self.read_final(conn, read_head(conn), stop_at_continue=True)
                 if response[0].status != 100:
                     self.body_unsent = True
                     return response
@@ -229,12 +231,26 @@ class Relay:
             remaining -= len(data)
             conn.send(data)
 
-    def read_final(self, conn: BackendConnection) -> Response:
-        """The next response head that is not an interim one (a 101 is final here)."""
-        response = read_head(conn)
-        while response[0].status < 200 and response[0].status != 101:
+    def read_final(
+        self,
+        conn: BackendConnection,
+        response: Response | None = None,
+        stop_at_continue: bool = False,
+    ) -> Response:
+        """The next response head that is not an interim one (a 101 is final here, and
+        with ``stop_at_continue`` a 100). At most `MAX_INTERIM` interim answers, all
+        within the proxy timeout: a backend sending 1xx forever holds no thread."""
+        deadline = time.monotonic() + self.upstream.timeout
+        if response is None:
             response = read_head(conn)
-        return response
+        for _ in range(MAX_INTERIM):
+            status = response[0].status
+            if status >= 200 or status == 101 or (stop_at_continue and status == 100):
+                return response
+            if time.monotonic() >= deadline:
+                raise BackendError("did not answer in time (only interim responses)", timeout=True)
+            response = read_head(conn)
+        raise BackendError(f"sent more than {MAX_INTERIM} interim (1xx) responses")
 
     def fail(self, error: BackendError) -> None:
         """502 (or 504 for a timeout) with a page naming the backend and what went wrong."""

@@ -544,13 +544,19 @@ def response_body(
 ) -> ResponseBody:
     """The framing of a response with these fields to a request with ``method``.
 
-    No body for HEAD, 1xx, 204 and 304; ``Transfer-Encoding`` ending in
-    ``chunked`` (HTTP/1.1) wins over ``Content-Length``, and then the connection
-    is not reused; another transfer coding, or no length at all, is read until
-    the backend closes. Differing or malformed lengths are a BadResponse.
+    No body for HEAD, 1xx, 204 and 304; after a HEAD, or a 204 or 304 whose
+    fields announce a body, the connection is not reused (a backend that sends
+    one anyway would have it read as the next response). ``Transfer-Encoding:
+    chunked`` (HTTP/1.1) wins over ``Content-Length``, and then the connection is
+    not reused; any other transfer coding is a BadResponse (devserve could not
+    frame it again: a client would get coded bytes with nothing saying so); no
+    length at all is read until the backend closes. Differing or malformed
+    lengths are a BadResponse.
     """
-    if method == "HEAD" or status < 200 or status in (204, 304):
+    if status < 200:
         return ResponseBody("none")
+    if method == "HEAD" or status in (204, 304):
+        return ResponseBody("none", last=method == "HEAD" or _announces_body(status, fields))
     lengths: list[str] = []
     codings: list[str] = []
     for name, value in fields:
@@ -560,9 +566,9 @@ def response_body(
         elif lower == "transfer-encoding":
             codings.extend(item.strip().lower() for item in value.split(","))
     if codings:
-        if codings[-1] == "chunked" and version >= (1, 1):
+        if codings == ["chunked"] and version >= (1, 1):
             return ResponseBody("chunked", last=bool(lengths))
-        return ResponseBody("close", last=True)
+        raise BadResponse(f"a transfer coding devserve cannot relay: {', '.join(codings)[:40]!r}")
     if lengths:
         if len(set(lengths)) != 1 or not all(x.isascii() and x.isdigit() for x in lengths):
             raise BadResponse(f"bad Content-Length {', '.join(lengths)[:40]!r}")
@@ -570,6 +576,18 @@ def response_body(
             raise BadResponse("Content-Length too large")
         return ResponseBody("length", int(lengths[0]))
     return ResponseBody("close", last=True)
+
+
+def _announces_body(status: int, fields: Sequence[tuple[str, str]]) -> bool:
+    """Whether the fields of a 204 or 304 say a body follows: a transfer coding, or a
+    204's length other than 0 (a 304's length is its representation's, RFC 9110 8.6)."""
+    for name, value in fields:
+        lower = name.lower()
+        if lower == "transfer-encoding":
+            return True
+        if lower == "content-length" and status == 204 and value.strip() != "0":
+            return True
+    return False
 
 
 class ClientFraming(NamedTuple):

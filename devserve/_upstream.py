@@ -12,7 +12,10 @@ Invariants:
 - An idle connection is never handed out once it has been idle `IDLE_SECONDS`
   (backends close theirs after a few seconds: uvicorn after 5, Node after 5),
   nor when it has something to read (the backend closed it, or sent bytes nobody
-  asked for). The pools are swept by the server's `service_actions`.
+  asked for), whether those bytes wait in the socket or already in the reader's
+  buffer (`BackendConnection.quiet`): else they would be read as the next
+  client's response. Such a connection is not even put back. The pools are
+  swept by the server's `service_actions`.
 - Every failure talking to a backend is a `BackendError` (never a bare OSError),
   so the relaying code can tell a backend's failure from its client's.
 - Where a connection goes is the route's scheme, host and port, fixed at start-up.
@@ -31,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devserve._io import TLS_WOULD_BLOCK
 from devserve._proxy import ProxyRoute, Routes
 
 if TYPE_CHECKING:
@@ -56,6 +60,9 @@ class BackendError(Exception):
         self.timeout = timeout
         # The backend closed the connection before sending anything.
         self.closed = closed
+
+
+_WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError, *TLS_WOULD_BLOCK)
 
 
 def describe(error: OSError) -> str:
@@ -104,6 +111,24 @@ class BackendConnection:
         except (OSError, ValueError):
             return True  # the next read says what is wrong
 
+    def quiet(self) -> bool:
+        """Whether nothing waits to be read: not in the reader's buffer, not on the
+        socket, and the backend has not closed it. Never blocks."""
+        timeout = self.sock.gettimeout()
+        try:
+            self.sock.settimeout(0.0)
+            # The buffer's bytes, else one non-blocking read: b"" when the read
+            # would block and also at the end of input, which the poll then tells.
+            waiting = self.reader.peek(1)
+        except _WOULD_BLOCK:
+            waiting = b""
+        except (OSError, ValueError):
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.settimeout(timeout)
+        return not waiting and not self.readable(0)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.reader.close()
@@ -136,7 +161,7 @@ class Upstream:
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()
-                if now - conn.idle_since < IDLE_SECONDS and not conn.readable(0):
+                if now - conn.idle_since < IDLE_SECONDS and conn.quiet():
                     conn.reused = True
                     return conn
                 conn.close()
@@ -161,7 +186,14 @@ class Upstream:
         return BackendConnection(sock)
 
     def release(self, conn: BackendConnection) -> None:
-        """Keep ``conn`` for the next request (its exchange ended cleanly), or close it."""
+        """Keep ``conn`` for the next request (its exchange ended cleanly), or close it.
+
+        Closed instead when it holds bytes past the response (a body longer than its
+        length, one sent after a HEAD): they must never reach another request.
+        """
+        if not conn.quiet():
+            conn.close()
+            return
         with self._lock:
             if not self._closed and len(self._idle) < MAX_IDLE:
                 conn.idle_since = time.monotonic()

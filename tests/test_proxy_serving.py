@@ -866,3 +866,100 @@ def test_a_silent_websocket_is_closed_after_the_proxy_timeout(site: Path, backen
         with pytest.raises(ConnectionClosed):
             websocket.recv(timeout=10)  # nothing comes: devserve ends the silent tunnel
         assert 0.4 < time.monotonic() - started < 5
+
+
+# ----------------------------------------------------------------- what a backend over-sends
+
+
+POISON = (
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nSet-Cookie: session=attacker\r\n\r\nPWNED!"
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "reply"),
+    [
+        ("GET", POISON),  # a whole second response behind the first
+        ("GET", b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ncaf\xc3\xa9"),  # length in characters
+        ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG"),  # do_HEAD = do_GET
+        ("GET", b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nWRONG"),
+    ],
+)
+def test_bytes_past_a_response_never_reach_another_request(
+    site: Path, method: str, reply: bytes
+) -> None:
+    """What a backend sends past the response it framed is never read as the next
+    response: that connection is closed, not pooled, and the next client (another
+    connection) gets its own answer."""
+
+    def answer(number: int, head: bytes) -> bytes:
+        return reply if b"/api/first" in head else OK
+
+    with raw_backend(answer) as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            for _ in range(3):
+                first = request(port, method, "/api/first")
+                assert first[0] in (200, 204)
+                status, headers, body = request(port, "GET", "/api/second")
+                assert (status, body) == (200, b"ok")
+                assert "Set-Cookie" not in headers
+    # Each connection a first request used is closed after it; the second requests'
+    # connections are reused by the next first request: 1 + 3.
+    assert backend.connections == 4
+
+
+def test_a_transfer_coding_devserve_cannot_frame_again_is_a_502(site: Path) -> None:
+    gzip_chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n\x1f\x8b\x08\r\n0\r\n\r\n"
+    )
+    with raw_backend(lambda number, head: gzip_chunked) as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            status, _, body = request(port, "GET", "/api/zipped")
+    assert status == 502
+    assert b"transfer coding" in body
+    assert b"\x1f\x8b" not in body
+
+
+def test_interim_answers_are_bounded_in_number(site: Path) -> None:
+    flood = b"HTTP/1.1 102 Processing\r\n\r\n" * 40 + OK
+    with raw_backend(lambda number, head: flood) as backend:
+        config = config_for(site, f"/api=http://127.0.0.1:{backend.port}")
+        with proxying(config) as (port, _, _):
+            status, _, body = request(port, "GET", "/api/slow")
+    assert status == 502
+    assert b"interim" in body
+
+
+def test_interim_answers_are_bounded_in_time(site: Path) -> None:
+    """A backend that keeps saying 102 Processing gets the --proxy-timeout as a whole."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            sock.recv(65536)
+            while not stop.wait(0.2):
+                try:
+                    sock.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        port_of_backend = listener.getsockname()[1]
+        config = config_for(site, f"/api=http://127.0.0.1:{port_of_backend}", timeout=1.0)
+        with proxying(config) as (port, _, _):
+            started = time.monotonic()
+            status, _, _ = request(port, "GET", "/api/forever")
+            took = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+    assert status == 504
+    assert took < 5  # the 102s alone would go on for ever
