@@ -191,8 +191,8 @@ def read_plain_head(head: bytes) -> tuple[RequestLine, dict[str, str]] | None:
     Returns the request line and its fields (lower-cased names; where a name
     repeats, the first value), read by the same rules as a handler reads them.
     None when a handler must answer it instead: a malformed or HTTP/0.9 line, a
-    malformed or unusable header (its 400 or 431 is the handler's), a body, or
-    ``Expect``.
+    method or target `check_request_target` refuses, a malformed or unusable
+    header (its 400 or 431 is the handler's), a body, or ``Expect``.
     """
     line_end = head.index(b"\n")
     # The header section: every line after the request line, up to the blank one.
@@ -203,6 +203,7 @@ def read_plain_head(head: bytes) -> tuple[RequestLine, dict[str, str]] | None:
         line = parse_request_line(head[:line_end].decode("latin-1").rstrip("\r"))
         if line is None or not line.version:
             return None
+        check_request_target(line.command, line.path)
         fields = parse_field_section(section)
         found = {name.lower(): value for name, value in reversed(fields)}
         framed = "content-length" in found or "transfer-encoding" in found
