@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from devserve._paths import url_to_fs_path
 from devserve.config import ServeConfig
 from tests.support import port_of, raw_exchange, running_devserve, status_of
 from tests.test_proxy_serving import OK, RawBackend, config_for, proxying, raw_backend
@@ -226,3 +227,39 @@ def test_devserve_refuses_such_targets_without_routes_too(site: Path, request_by
     assert SECRET not in response
     if request_bytes.endswith(b"HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
         assert status_of(response) == 400
+
+
+# --------------------------------------------------------------------------- one rule, both readers
+
+
+def test_no_target_in_the_traversal_corpus_reaches_a_routed_folder(site: Path) -> None:
+    """Every traversal spelling, moved under /api: forwarded, refused, or outside ./api."""
+    from tests.test_traversal import CORPUS
+
+    targets = {target for target, _ in CORPUS if "{" not in target}
+    spellings = {
+        spelling
+        for target in targets
+        for spelling in (
+            "/api" + target,
+            "/api/real" + target,
+            target.replace("secret.txt", "api/secret.txt"),
+            target.replace("secret.txt", "API%2fsecret.txt"),
+            target.replace("/", "", 1),
+        )
+    }
+    config = config_for(site, "/api=http://127.0.0.1:9")
+    with running_devserve(config) as (server, _, _):
+        site_rules = server.context.site
+        proxy = server.context.proxy
+        assert proxy is not None
+        routes = proxy.routes
+        api = str(site / "api")
+        for target in sorted(spellings):
+            if site_rules.refusal("GET", target) is not None:
+                continue
+            if routes.forward(target) is not None:
+                continue
+            path = url_to_fs_path(target, str(site))
+            assert not (path == api or path.startswith(api + "/")), target
+            assert site_rules.answers("GET", target) or target == "*", target
