@@ -83,6 +83,7 @@ class DevHandler(SimpleHTTPRequestHandler):
     _uncacheable = False  # the response must not be stored: Cache-Control: no-store
     _unlogged = False  # plumbing the request log leaves out when it succeeds
     _admitted = False  # this request passed the gate (--auth) already
+    _target_checked = False  # this request's method and target passed `Site.refusal`
 
     def __init__(self, request: Any, client_address: Any, server: Any, **kwargs: Any) -> None:
         context: HandlerContext = server.context
@@ -162,17 +163,35 @@ class DevHandler(SimpleHTTPRequestHandler):
         answered 401 here, whatever it asks for (False: nothing more to do)."""
         self.verified_user = None
         self._admitted = False
-        return super().parse_request() and (self._admitted or self._pass_gate())
+        self._target_checked = False
+        return (
+            super().parse_request()
+            and self._check_target()
+            and (self._admitted or self._pass_gate())
+        )
 
     def handle_expect_100(self) -> bool:
         """Keeps the documented contract; a request the gate refuses gets its 401 instead,
         and a request a ``--proxy`` route forwards waits for its backend's 100."""
-        if not self._pass_gate():
+        if not self._check_target() or not self._pass_gate():
             return False
         proxy = self.context.proxy
         if proxy is not None and proxy.routes.forward(self.path) is not None:
             return True  # devserve._handler_proxy relays the backend's answer
         return super().handle_expect_100()
+
+    def _check_target(self) -> bool:
+        """Answer 400 (and close) for a request the site refuses (`Site.refusal`): stricter
+        than the documented handler, which serves or forwards nothing itself."""
+        if self._target_checked:
+            return True
+        error = self.context.site.refusal(str(self.command), self.path)
+        if error is not None:
+            self.close_connection = True  # its body, if any, is never read
+            self.send_error(error.status, error.message, error.explain)
+            return False
+        self._target_checked = True
+        return True
 
     def _pass_gate(self) -> bool:
         """Ask the site's gate; answer 401 if it refuses, else note who was admitted."""

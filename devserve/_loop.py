@@ -49,6 +49,7 @@ from devserve._loop_replies import Again, ReplyWriter, Reports
 from devserve._overrides import LOOP_HOOKS, reproduces
 from devserve._protocol import (
     ProtocolError,
+    check_request_target,
     head_end,
     parse_request_line,
     read_plain_head,
@@ -427,8 +428,10 @@ class LoopHTTPServer(ThreadingHTTPServer):
         when = time.time()
         try:
             parsed = parse_request_line(buf[:line_end].decode("latin-1").rstrip("\r"))
+            if parsed is not None:
+                check_request_target(parsed.command, parsed.path)
         except ProtocolError:
-            return False
+            return False  # the handler's to answer
         if parsed is None or parsed.version or parsed.command != "GET" or not self._simple_ok:
             return False
         if not site.answers("GET", parsed.path):

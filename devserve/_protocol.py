@@ -7,6 +7,8 @@ they imply (`ProtocolError.status`).
 Invariants:
 - `check_header_field` never lets CR, LF or NUL into a response header.
 - `parse_ranges` only returns ranges inside ``0 .. size-1``.
+- `check_request_target` passes only a token method and a target of visible ASCII
+  (no ``#``) in origin form, absolute form, or ``*`` for OPTIONS.
 """
 
 from __future__ import annotations
@@ -79,6 +81,28 @@ def parse_request_line(requestline: str) -> RequestLine | None:
         # "//evil.example/" must never turn into a scheme-relative Location later.
         path = "/" + path.lstrip("/")
     return RequestLine(command, path, version, number)
+
+
+# RFC 9110 5.6.2: a method is a token.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+# RFC 9112 3.2: origin form ("/path?query") or absolute form ("scheme://..."), of
+# visible ASCII only (no NUL, control byte, DEL, blank or obs-text) and no fragment.
+_TARGET = re.compile(r"(?:/|[A-Za-z][A-Za-z0-9+.-]*://)[!-\"$-~]*\Z")
+
+
+def check_request_target(method: str, target: str) -> None:
+    """Raise ProtocolError(400) unless ``method`` is a token and ``target`` a request
+    target devserve serves or forwards (RFC 9112 3.2).
+
+    Stricter than the documented handler (which, like http.server, takes any words):
+    devserve's own handler and event loop apply it, so a target that the router and
+    the file mapper would read differently ("api/x", "./x") or a byte a backend may
+    cut at (NUL) never gets that far.
+    """
+    if _TOKEN.match(method) is None:
+        raise ProtocolError(HTTPStatus.BAD_REQUEST, f"Bad request method ({method!r})")
+    if _TARGET.match(target) is None and not (target == "*" and method == "OPTIONS"):
+        raise ProtocolError(HTTPStatus.BAD_REQUEST, f"Bad request target ({target!r})")
 
 
 # What almost every request says (the general rule below gives the same numbers).
@@ -167,8 +191,8 @@ def read_plain_head(head: bytes) -> tuple[RequestLine, dict[str, str]] | None:
     Returns the request line and its fields (lower-cased names; where a name
     repeats, the first value), read by the same rules as a handler reads them.
     None when a handler must answer it instead: a malformed or HTTP/0.9 line, a
-    malformed or unusable header (its 400 or 431 is the handler's), a body, or
-    ``Expect``.
+    method or target `check_request_target` refuses, a malformed or unusable
+    header (its 400 or 431 is the handler's), a body, or ``Expect``.
     """
     line_end = head.index(b"\n")
     # The header section: every line after the request line, up to the blank one.
@@ -179,6 +203,7 @@ def read_plain_head(head: bytes) -> tuple[RequestLine, dict[str, str]] | None:
         line = parse_request_line(head[:line_end].decode("latin-1").rstrip("\r"))
         if line is None or not line.version:
             return None
+        check_request_target(line.command, line.path)
         fields = parse_field_section(section)
         found = {name.lower(): value for name, value in reversed(fields)}
         framed = "content-length" in found or "transfer-encoding" in found

@@ -28,6 +28,9 @@ Invariants:
   unreserved characters decoded and dot segments removed (RFC 3986 6.2.2), so
   ``/static/../api/x`` is forwarded as ``/api/x`` and ``/api/../secret`` is not
   forwarded at all: the path sent never climbs out of the route's base path.
+  A path that would climb out for a backend that reads more into it
+  (``..;/``, ``..%2F``, ``..%5C``, ``..\\``) is refused (`BadTarget`, 400):
+  `hides_dot_segment`.
 - Hop-by-hop fields (RFC 9110 7.6.1: ``Connection`` and every field it names,
   ``Keep-Alive``, ``Proxy-Connection``, ``TE``, ``Trailer``,
   ``Transfer-Encoding``, ``Upgrade``, ``Proxy-Authorization``,
@@ -54,6 +57,10 @@ class BadRoute(ValueError):
 
 class BadResponse(ValueError):
     """A backend's response head that cannot be relayed (the client gets 502)."""
+
+
+class BadTarget(ValueError):
+    """A request target a route claims but devserve refuses to forward (the client gets 400)."""
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -192,6 +199,28 @@ def remove_dot_segments(path: str) -> str:
     return "/" + "/".join(out)
 
 
+# What some backend may take as a path separator: "/", "\\" and their escapes.
+_SEPARATOR = re.compile(r"/|\\|%2[Ff]|%5[Cc]")
+
+
+def hides_dot_segment(path: str) -> bool:
+    """Whether ``path`` holds a ``.`` or ``..`` segment for a backend that takes
+    ``%2F``, ``%5C`` or ``\\`` as a separator, or drops ``;`` parameters (Tomcat,
+    Spring, IIS, some Node servers): ``/a/..;/b``, ``/a/..%2Fb``, ``/a/.%2e\\b``.
+
+    Each segment is decoded once: ``%252F`` is a ``%2F`` in a name, not a separator.
+    """
+    if "." not in path and "%" not in path:
+        return False
+    for segment in _SEPARATOR.split(path):
+        name = segment.partition(";")[0]
+        if "%" in name:
+            name = urllib.parse.unquote(name)
+        if name in (".", ".."):
+            return True
+    return False
+
+
 class Forward(NamedTuple):
     """Where one request goes: its route and the target sent to the backend."""
 
@@ -222,11 +251,17 @@ class Routes:
         normalizing could change it (an escape, or a dot segment).
         """
         if target.startswith(self._starts) or "%" in target or "/." in target:
-            return self.forward(target) is not None
+            try:
+                return self.forward(target) is not None
+            except BadTarget:
+                return True  # the route's to refuse, never the folder's to serve
         return False
 
     def forward(self, target: str) -> Forward | None:
-        """Where a request for ``target`` goes, or None if no route takes it."""
+        """Where a request for ``target`` goes, or None if no route takes it.
+
+        Raises BadTarget for a target a route takes whose path `hides_dot_segment`.
+        """
         if not target.startswith("/"):
             return None  # absolute form, "*", HTTP/0.9 oddities: never forwarded
         raw_path, sep, query = target.partition("?")
@@ -236,6 +271,8 @@ class Routes:
             return None
         for key, route in self._keys:
             if path.startswith(key) and (len(path) == len(key) or path[len(key)] == "/"):
+                if hides_dot_segment(path):
+                    raise BadTarget(f"dot segment in a forwarded path ({raw_path!r})")
                 return Forward(route, upstream_path(route, path[len(key) :], path) + sep + query)
         return None
 

@@ -26,6 +26,7 @@ from devserve._protocol import (
     build_message,
     check_framing,
     check_header_field,
+    check_request_target,
     etag_matches,
     has_obs_fold,
     http_date,
@@ -79,6 +80,61 @@ def test_request_line_errors(line: str, status: int, message: str) -> None:
 def test_blank_request_line_means_no_request() -> None:
     assert parse_request_line("") is None
     assert parse_request_line("   ") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("GET", "/"),
+        ("GET", "/a/b?c=d&e=%20"),
+        ("GET", "/api%2Fx"),  # origin form: which folder it reaches is the site's rule
+        ("GET", "/!$&'()*+,;=:@-._~%7e"),
+        ("GET", "http://example/x"),
+        ("GET", "HTTPS://example"),
+        ("OPTIONS", "*"),
+        ("OPTIONS", "/x"),
+        ("M-SEARCH", "/"),
+        ("X!#$%&'*+.^_`|~1", "/"),
+    ],
+)
+def test_request_targets_devserve_serves_or_forwards(method: str, target: str) -> None:
+    check_request_target(method, target)
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "message"),
+    [
+        # RFC 9112 3.2: neither origin, absolute nor asterisk form
+        ("GET", "api/secret.json", "Bad request target ('api/secret.json')"),
+        ("GET", "./x", "Bad request target ('./x')"),
+        ("GET", "../x", "Bad request target ('../x')"),
+        ("GET", "%2Fx", "Bad request target ('%2Fx')"),
+        ("GET", "\\x", "Bad request target ('\\\\x')"),
+        ("GET", "*", "Bad request target ('*')"),
+        ("GET", "", "Bad request target ('')"),
+        ("GET", "example:80", "Bad request target ('example:80')"),
+        ("GET", "1http://x/", "Bad request target ('1http://x/')"),
+        # visible ASCII only, and no fragment
+        ("GET", "/a\x00b", "Bad request target ('/a\\x00b')"),
+        ("GET", "/a\x01", "Bad request target ('/a\\x01')"),
+        ("GET", "/x\x7f\x1b[2J", "Bad request target ('/x\\x7f\\x1b[2J')"),
+        ("GET", "/caf\xe9", "Bad request target ('/caf\xe9')"),
+        ("GET", "/x#frag", "Bad request target ('/x#frag')"),
+        ("GET", "/a\tb", "Bad request target ('/a\\tb')"),
+        # a method is a token
+        ("G\x01ET", "/", "Bad request method ('G\\x01ET')"),
+        ("GET/", "/", "Bad request method ('GET/')"),
+        ("G(E)T", "/", "Bad request method ('G(E)T')"),
+        ("G\xc9T", "/", "Bad request method ('G\xc9T')"),
+        ("", "/", "Bad request method ('')"),
+    ],
+)
+def test_other_request_targets_and_methods_are_a_bad_request(
+    method: str, target: str, message: str
+) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        check_request_target(method, target)
+    assert (caught.value.status, caught.value.message) == (400, message)
 
 
 @pytest.mark.parametrize(

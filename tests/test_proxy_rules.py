@@ -7,6 +7,7 @@ import pytest
 from devserve._proxy import (
     BadResponse,
     BadRoute,
+    BadTarget,
     Client,
     ClientFraming,
     ProxyRoute,
@@ -19,6 +20,7 @@ from devserve._proxy import (
     end_to_end,
     expects_continue,
     forwarded_element,
+    hides_dot_segment,
     normalize_path,
     parse_route,
     parse_status_line,
@@ -209,6 +211,77 @@ def test_which_targets_go_where(target: str, host: str | None, sent: str | None)
     else:
         assert forward is not None
         assert (forward.route.host, forward.target) == (host, sent)
+
+
+@pytest.mark.parametrize(
+    ("path", "hides"),
+    [
+        ("/api/x", False),
+        ("/api/x.y/..z/a..b/...", False),
+        ("/api/.well-known/x", False),
+        ("/api/a%2Fb", False),
+        ("/api/a%5Cb", False),
+        ("/api/a\\b", False),
+        ("/api/a;b=c/d", False),
+        # dot segments a backend sees once ";" parameters go
+        ("/api/..;/admin", True),
+        ("/api/.;x=1/admin", True),
+        ("/api/..;jsessionid=1/admin", True),
+        # ... or once %2F, %5C and "\\" separate segments (escapes in any case)
+        ("/api/..%2Fadmin", True),
+        ("/api/..%2fadmin", True),
+        ("/api/x/..%2F..%2Fadmin", True),
+        ("/api/..%5Cadmin", True),
+        ("/api/..%5cadmin", True),
+        ("/api/..\\..\\admin", True),
+        ("/api/x\\.", True),
+        ("/api/%2E%2E%2Fadmin", True),
+        ("/api/.%2e%5cadmin", True),
+        ("/api/x%2F.", True),
+        # decoded once only: %252F is a "%2F" inside a name
+        ("/api/..%252Fadmin", False),
+        ("/api/..%255Cadmin", False),
+        ("/api/%252E%252E/admin", False),
+        # plain dot segments are removed by normalize_path before this rule is asked
+        ("/api/../admin", True),
+        ("/api/./x", True),
+    ],
+)
+def test_dot_segments_hidden_from_the_normalization(path: str, hides: bool) -> None:
+    assert hides_dot_segment(path) is hides
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/..;/admin",
+        "/api/..%2f..%2fadmin",
+        "/api/..%5C..%5Cadmin",
+        "/api/..\\..\\admin",
+        "/api/%2e%2e;/admin",
+        "/strip/x/..%2F..%2F..%2Fetc/passwd",
+        "/v1/..%2fv2?q=1",
+        "/static/../api/..;/x",
+    ],
+)
+def test_a_claimed_target_that_may_climb_out_of_the_base_is_refused(target: str) -> None:
+    with pytest.raises(BadTarget):
+        ROUTES.forward(target)
+    assert ROUTES.claims(target)  # the route's to refuse: never served from the folder
+
+
+@pytest.mark.parametrize(
+    ("target", "sent"),
+    [
+        ("/api/..%252Fadmin", "/api/..%252Fadmin"),
+        ("/api/a..;/b", "/api/a..;/b"),
+        ("/api/x/%2E%2E/y", "/api/y"),  # unreserved: decoded, then removed
+    ],
+)
+def test_neighbours_of_hidden_dot_segments_are_forwarded(target: str, sent: str) -> None:
+    forward = ROUTES.forward(target)
+    assert forward is not None
+    assert forward.target == sent
 
 
 def test_the_root_prefix_takes_every_path_but_live_reloads_own() -> None:
