@@ -8,7 +8,7 @@ rules in `devserve._proxy`; connections come from `devserve._upstream`.
 Invariants:
 - Framing is re-done, never copied: the request body is read by devserve's own
   rules (a length, or `_protocol.chunked_body`) and sent with the length or
-  chunked again; the response body is read by `_proxy.response_body`'s framing
+  chunked again; the response body is read by `_proxy_response.response_body`'s framing
   and sent with the length, chunked (HTTP/1.1 clients) or to the close (1.0).
   A request the strict parser accepted but two parsers might read differently
   (`_proxy.refused_request`) is answered 400/501 and never forwarded.
@@ -48,22 +48,24 @@ from devserve._protocol import (
 )
 from devserve._proxy import (
     IDEMPOTENT,
-    BadResponse,
     Client,
-    ClientFraming,
     Fields,
     Forward,
+    expects_continue,
+    refused_request,
+    request_fields,
+    response_fields,
+    wants_websocket,
+)
+from devserve._proxy_response import (
+    BadResponse,
+    ClientFraming,
     ResponseBody,
     StatusLine,
     backend_keeps_alive,
     client_framing,
-    expects_continue,
     parse_status_line,
-    refused_request,
-    request_fields,
     response_body,
-    response_fields,
-    wants_websocket,
 )
 from devserve._reply import site_request
 from devserve._tunnel import tunnel

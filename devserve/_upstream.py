@@ -8,7 +8,7 @@ used one first; `devserve._handler_proxy` does the relaying over them.
 Invariants:
 - A connection is idle in a pool only between two exchanges: its last response
   was read whole, the request was sent whole, and both sides allowed another
-  (`devserve._proxy.backend_keeps_alive`). Anything else closes it.
+  (`devserve._proxy_response.backend_keeps_alive`). Anything else closes it.
 - An idle connection is never handed out once it has been idle `IDLE_SECONDS`
   (backends close theirs after a few seconds: uvicorn after 5, Node after 5),
   nor when it has something to read (the backend closed it, or sent bytes nobody

@@ -5,17 +5,12 @@ from __future__ import annotations
 import pytest
 
 from devserve._proxy import (
-    BadResponse,
     BadRoute,
     BadTarget,
     Client,
-    ClientFraming,
     ProxyRoute,
-    ResponseBody,
     Routes,
-    backend_keeps_alive,
     client_address,
-    client_framing,
     duplicate_prefixes,
     end_to_end,
     expects_continue,
@@ -23,13 +18,20 @@ from devserve._proxy import (
     hides_dot_segment,
     normalize_path,
     parse_route,
-    parse_status_line,
     public_location,
     refused_request,
     request_fields,
-    response_body,
     response_fields,
     wants_websocket,
+)
+from devserve._proxy_response import (
+    BadResponse,
+    ClientFraming,
+    ResponseBody,
+    backend_keeps_alive,
+    client_framing,
+    parse_status_line,
+    response_body,
 )
 
 # --------------------------------------------------------------------------- parsing routes
