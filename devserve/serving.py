@@ -54,6 +54,8 @@ from devserve.limits import descriptor_warning, fit_descriptors
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
+    import ssl
+
     from devserve._tls_auto import AutoCertificate
     from devserve._upstream import Proxy
     from devserve.reload.hub import ReloadHub
@@ -155,6 +157,14 @@ class DevTLSServer(_Reporting, ThreadingHTTPSServer):
         self._set_up(config, context, journal)
         self.certificate = certificate
         ThreadingHTTPSServer.__init__(self, address, _handler_class(config), **tls)
+
+    def _create_context(self) -> ssl.SSLContext:
+        """``--tls auto``'s pair as loaded while its folder was locked; else the files'."""
+        if self.certificate is None:
+            return super()._create_context()
+        context = self.certificate.context
+        context.set_alpn_protocols(self.alpn_protocols)
+        return context
 
 
 def _handler_class(config: ServeConfig) -> type[DevHandler]:
