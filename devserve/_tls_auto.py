@@ -9,9 +9,10 @@ replaces it. Why not a CA and a leaf, as mkcert makes: a CA the user trusts can
 vouch for any site, and its key would sit in this folder; a single certificate
 vouches only for the names it lists.
 
-`cryptography` is imported only here, and this module only for ``--tls auto``,
-so start-up does not pay for it; a dependency of devserve, so it
-is missing only from a broken install.
+`cryptography` is imported only here, and only for ``--tls auto``, so
+start-up does not pay for it; a dependency of devserve, so it is missing only
+from a broken install. Every start asks `key_folder` (platformdirs, a few
+milliseconds) to keep the folder out of what is served.
 
 Invariants:
 - The key file is created 0600 (its folder 0700) and replaced whole
@@ -115,6 +116,16 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("devserve", appauthor=False))
 
 
+def key_folder(folder: Path | None = None) -> Path:
+    """Where the key and certificate are kept: ``tls/`` in ``folder`` (default `data_dir`).
+
+    ImportError without platformdirs (and no ``$DEVSERVE_DATA_DIR``). devserve never
+    serves this folder, even when it lies in the served one (`devserve._site.Site`'s
+    ``withheld``): the key of any run is in it.
+    """
+    return (folder if folder is not None else data_dir()) / "tls"
+
+
 def auto_certificate(
     names: tuple[str, ...], folder: Path | None = None, now: datetime.datetime | None = None
 ) -> AutoCertificate:
@@ -126,12 +137,10 @@ def auto_certificate(
     if importlib.util.find_spec("cryptography") is None:
         raise ServeError(INSTALL_HINT)
     try:
-        if folder is None:
-            folder = data_dir()
+        where = key_folder(folder)
     except ImportError:  # platformdirs, the extra's other package
         raise ServeError(INSTALL_HINT) from None
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    where = folder / "tls"
     try:
         where.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _locked(where):

@@ -40,11 +40,14 @@ from devserve._tls_auto import (
 )
 from devserve.config import ServeConfig, ServeError
 from tests.support import (
+    both_paths,
     devserve_env,
     devserve_process,
     port_of,
+    raw_exchange,
     run_main,
     running_devserve,
+    status_of,
     stop_and_read,
 )
 
@@ -427,3 +430,43 @@ def test_the_context_keeps_its_pair_when_another_run_replaces_the_files(tmp_path
     assert other.made
     assert other.fingerprint != first.fingerprint
     assert _served_fingerprint(first.context, trusted) == first.fingerprint
+
+
+def test_the_key_folder_is_never_served_from_a_root_that_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "home"
+    data = site / "Library" / "Application Support" / "devserve"
+    monkeypatch.setenv(DATA_VARIABLE, str(data))
+    auto_certificate(LOCAL, None, NOW)
+    (site / "notes.txt").write_text("notes")
+    (site / "key-link.pem").symlink_to(data / "tls" / "key.pem")
+    (site / "tls-link").symlink_to(data / "tls")
+    folder = "/Library/Application%20Support/devserve"
+    config = ServeConfig(directory=site, quiet=True)
+    with both_paths(config) as (loop, threads, _):
+        for port in (loop, threads):
+            for target in (
+                f"{folder}/tls/key.pem",
+                f"{folder}/tls/cert.pem",
+                f"{folder}/tls/lock",
+                f"{folder}/tls/",
+                f"{folder}/tls",
+                f"{folder}/TLS/key.pem",  # a case-insensitive file system's other spelling
+                f"{folder}/tls/key.pe",  # a 404 that suggests nothing in the folder
+                "/key-link.pem",
+                "/tls-link/key.pem",
+                "/tls-link/",
+            ):
+                reply = raw_exchange(port, f"GET {target} HTTP/1.0\r\n\r\n".encode())
+                assert status_of(reply) == 404, (target, reply[:200])
+                assert b"PRIVATE KEY" not in reply
+                assert b"key.pem" not in reply.partition(b"\r\n\r\n")[2] or target.endswith(
+                    "key.pem"
+                )
+            listing = raw_exchange(port, f"GET {folder}/ HTTP/1.0\r\n\r\n".encode())
+            assert status_of(listing) == 200
+            assert b"tls" not in listing.partition(b"\r\n\r\n")[2].lower()
+            root = raw_exchange(port, b"GET / HTTP/1.0\r\n\r\n")
+            assert b"notes.txt" in root
+            assert status_of(raw_exchange(port, b"GET /notes.txt HTTP/1.0\r\n\r\n")) == 200
