@@ -829,6 +829,31 @@ def test_an_unauthenticated_preflight_is_answered_by_devserve_never_the_backend(
     assert "/echo/after-unverified-preflight" not in targets
 
 
+def test_an_unauthenticated_preflight_never_invites_its_body(site: Path, backend: Backend) -> None:
+    from devserve._auth import User
+
+    config = ServeConfig(
+        directory=site,
+        auth=(User("alice", "s3cret"),),
+        cors=True,
+        proxy=ProxyConfig((parse_route(f"/api/={backend.url}/"),)),
+    )
+    head = (
+        b"OPTIONS /api/echo/preflight-expecting HTTP/1.1\r\nHost: x\r\n"
+        b"Access-Control-Request-Method: PUT\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 5\r\n\r\n"
+    )
+    with (
+        proxying(config) as (port, _, _),
+        socket.create_connection(("127.0.0.1", port), timeout=10) as client,
+    ):
+        client.sendall(head)  # the body waits for a 100 Continue that never comes
+        reply = read_to_end(client)
+    assert status_of(reply) == 204, reply
+    assert b" 100 " not in reply
+    assert "/echo/preflight-expecting" not in [entry["target"] for entry in backend.log()]
+
+
 def test_websocket_over_tls_through_the_proxy(site: Path, backend: Backend, tmp_path: Path) -> None:
     from websockets.sync.client import connect
 
