@@ -19,6 +19,10 @@ Invariants:
   the full comparison every time and grows no table. A remembered field is found
   by the dict's hash, keyed per process, so a lookup tells a client nothing
   about fields it has not sent itself.
+- A request admitted without credentials (a CORS preflight, with ``--cors``) is
+  `PREFLIGHT_ONLY`: devserve answers it itself, with its own preflight reply,
+  and nothing else does: it is never relayed to a ``--proxy`` backend, never run
+  as a CGI script, never served a file (`devserve._handler_dev.DevHandler._dispatch`).
 - No password, and nothing of a refused field, is ever in a message, a log
   note, a repr or an exception.
 """
@@ -183,13 +187,19 @@ def _decoded(token: str) -> tuple[bytes, bytes] | None:
 
 
 class Admission(NamedTuple):
-    """What the gate decided: ``refused`` says why not (the log's note), ``user`` who, if known."""
+    """What the gate decided: ``refused`` says why not (the log's note), ``user`` who, if known.
+
+    ``preflight_only``: admitted only as a CORS preflight, without credentials;
+    devserve's own preflight answer is the only one it may get.
+    """
 
     user: str | None = None
     refused: str = ""
+    preflight_only: bool = False
 
 
 ADMITTED = Admission()
+PREFLIGHT_ONLY = Admission(preflight_only=True)
 NO_CREDENTIALS = Admission(refused="no credentials")
 NOT_BASIC = Admission(refused="not Basic credentials")
 MALFORMED = Admission(refused="malformed Basic credentials")
@@ -205,7 +215,8 @@ class Gate:
 
     ``cors``: with ``--cors``, a CORS preflight (``OPTIONS`` with
     ``Access-Control-Request-Method``) is admitted without credentials, as browsers
-    send it without them.
+    send it without them, but only to be answered by devserve itself
+    (`PREFLIGHT_ONLY`).
     """
 
     def __init__(self, users: tuple[User, ...], cors: bool = False) -> None:
@@ -224,7 +235,7 @@ class Gate:
         ``Access-Control-Request-Method`` field."""
         if authorization is None:
             if self.cors and method == "OPTIONS" and preflight is not None:
-                return ADMITTED
+                return PREFLIGHT_ONLY
             return NO_CREDENTIALS
         known = self._known.get(authorization)
         if known is not None:

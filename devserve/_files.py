@@ -495,6 +495,34 @@ def refusal(path: str, policy: Policy) -> str | None:
     return "not a folder" if path.endswith("/") else None
 
 
+def withheld_under(root: str, folders: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of ``folders`` lie under ``root`` (or are it): the ones `is_withheld` needs.
+
+    Each is returned as its real path, case-folded for `is_withheld`. A folder
+    that does not exist yet is taken as written (it may be made while serving).
+    """
+    real_root = os.path.realpath(root).casefold()
+    found = []
+    for folder in folders:
+        real = os.path.realpath(folder).casefold()
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            found.append(real)
+    return tuple(found)
+
+
+def is_withheld(fs_path: str, withheld: tuple[str, ...]) -> bool:
+    """Whether ``fs_path``, followed to where it leads, is or lies in a withheld folder.
+
+    ``withheld`` comes from `withheld_under`. Compared case-folded, as macOS's and
+    Windows' file systems compare names (on a case-sensitive one this can only
+    hide more). Costs a ``realpath``, and only when something is withheld.
+    """
+    if not withheld:
+        return False
+    real = os.path.realpath(fs_path).casefold()
+    return any(real == folder or real.startswith(folder + os.sep) for folder in withheld)
+
+
 def listed(name: str, policy: Policy) -> bool:
     """Whether a directory entry appears in listings."""
     return policy.show_hidden or not is_hidden_name(name)

@@ -8,7 +8,9 @@ not from per-server subclasses.
 
 With ``--auth``, every request a thread reads passes the site's gate
 (`devserve._auth.Gate`) before anything answers it: a refused one gets the site's
-401, and an admitted user is what CGI scripts are told (``REMOTE_USER``).
+401, and an admitted user is what CGI scripts are told (``REMOTE_USER``). A
+request admitted only as a CORS preflight gets devserve's own preflight answer
+and nothing else (`_dispatch`, the one place that picks what answers a request).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class DevHandler(SimpleHTTPRequestHandler):
     _unlogged = False  # plumbing the request log leaves out when it succeeds
     _admitted = False  # this request passed the gate (--auth) already
     _target_checked = False  # this request's method and target passed `Site.refusal`
+    _preflight_only = False  # ... only as a CORS preflight, without credentials
 
     def __init__(self, request: Any, client_address: Any, server: Any, **kwargs: Any) -> None:
         context: HandlerContext = server.context
@@ -142,7 +145,14 @@ class DevHandler(SimpleHTTPRequestHandler):
     # -------------------------------------------------------------- --proxy
 
     def _dispatch(self, command: str) -> Callable[[], None] | None:
-        """A request a ``--proxy`` route claims is forwarded, whatever its method."""
+        """A request a ``--proxy`` route claims is forwarded, whatever its method.
+
+        One the gate admitted only as a CORS preflight (`devserve._auth.PREFLIGHT_ONLY`)
+        gets devserve's own preflight answer instead, whatever its target: never a
+        backend's, a CGI script's or a subclass's ``do_OPTIONS``.
+        """
+        if self._preflight_only:
+            return self._answer_unverified_preflight
         proxy = self.context.proxy
         if proxy is not None:
             forward = proxy.routes.forward(self.path)
@@ -162,7 +172,7 @@ class DevHandler(SimpleHTTPRequestHandler):
         """Keeps the documented contract; with ``--auth``, a request the gate refuses is
         answered 401 here, whatever it asks for (False: nothing more to do)."""
         self.verified_user = None
-        self._admitted = False
+        self._admitted = self._preflight_only = False
         self._target_checked = False
         return (
             super().parse_request()
@@ -175,6 +185,8 @@ class DevHandler(SimpleHTTPRequestHandler):
         and a request a ``--proxy`` route forwards waits for its backend's 100."""
         if not self._check_target() or not self._pass_gate():
             return False
+        if self._preflight_only:
+            return True  # answered without its body: the body is not invited (_drop_body)
         proxy = self.context.proxy
         if proxy is not None and proxy.routes.forward(self.path) is not None:
             return True  # devserve._handler_proxy relays the backend's answer
@@ -207,10 +219,7 @@ class DevHandler(SimpleHTTPRequestHandler):
             headers.get("Access-Control-Request-Method"),
         )
         if admission.refused:
-            if self._framing.has_body and "100-continue" in headers.get("Expect", "").lower():
-                self.close_connection = True  # the body was not invited: it may never come
-            else:
-                self._discard_body()
+            self._drop_body()
             request = site_request(str(self.command), self.path, headers.items())
             body = self._send_reply(site.unauthorized(request, admission.refused))
             if body is not None:
@@ -218,8 +227,20 @@ class DevHandler(SimpleHTTPRequestHandler):
             return False
         if admission.user is not None:
             self.verified_user = ("Basic", admission.user)
+        self._preflight_only = admission.preflight_only
         self._admitted = True
         return True
+
+    def _drop_body(self) -> None:
+        """Drop the body of a request answered without inviting it (no 100 Continue sent).
+
+        A body the client holds back for ``Expect: 100-continue`` may never come:
+        the connection closes instead of waiting for it.
+        """
+        if self._framing.has_body and "100-continue" in self.headers.get("Expect", "").lower():
+            self.close_connection = True
+        else:
+            self._discard_body()
 
     # -------------------------------------------------------------- static replies
 
@@ -282,6 +303,15 @@ class DevHandler(SimpleHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
             return
         self._discard_body()
+        self._send_preflight()
+
+    def _answer_unverified_preflight(self) -> None:
+        """devserve's own preflight answer to a request admitted without credentials."""
+        self._drop_body()
+        self._send_preflight()
+
+    def _send_preflight(self) -> None:
+        """204 with the CORS preflight fields (the configured headers add the origin)."""
         self.send_response(HTTPStatus.NO_CONTENT)
         methods = "GET, HEAD, POST, OPTIONS" if hasattr(self, "do_POST") else "GET, HEAD"
         self.send_header("Access-Control-Allow-Methods", methods)

@@ -332,12 +332,25 @@ class HTTPSServer(HTTPServer):
         )
 
     def _create_context(self) -> ssl.SSLContext:
-        import ssl  # __init__ imported it already: it exists
-
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.certfile, self.keyfile, self.password)
+        context = tls_context(self.certfile, self.keyfile, self.password)
         context.set_alpn_protocols(self.alpn_protocols)
         return context
+
+
+def tls_context(
+    certfile: str | os.PathLike[str],
+    keyfile: str | os.PathLike[str] | None = None,
+    password: Any = None,
+) -> ssl.SSLContext:
+    """The server-side TLS context HTTPSServer serves with, its certificate and key loaded.
+
+    ImportError without the ssl module; ssl.SSLError for a pair that does not load.
+    """
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile, password)
+    return context
 
 
 class ThreadingHTTPSServer(socketserver.ThreadingMixIn, HTTPSServer):

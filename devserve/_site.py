@@ -20,6 +20,9 @@ Invariants:
 - A live-reload page is read after the change count it carries (see
   `devserve.reload.handler`), is never partial and never cached.
 - A 404's suggestion names only a path the server would serve.
+- Nothing in a ``withheld`` folder (``--tls auto``'s key folder, when it lies
+  under the root) is served, listed or suggested, whatever the options: it
+  answers 404 exactly as a missing path does.
 - With ``--auth``, `respond` answers nothing but a 401 to a request the gate
   (`devserve._auth.Gate`) refuses, and that 401 has no ``deps``: a reply the loop
   remembers was always admitted, and only the very same head recalls it.
@@ -50,6 +53,7 @@ from devserve._files import (
     fall_back,
     find,
     identity,
+    is_withheld,
     join_deps,
     list_entries,
     open_allowed,
@@ -145,6 +149,7 @@ class Site:
         not_found_page: str | None = None,
         routes: Routes | None = None,
         gate: Gate | None = None,
+        withheld: tuple[str, ...] = (),
     ) -> None:
         self.policy = policy
         self.root = policy.root
@@ -164,6 +169,8 @@ class Site:
         # `_redirects` and `_headers` (None: --no-host-files); they are never served.
         self.host = host
         self._hidden = host.paths if host is not None else frozenset()
+        # Folders never served, listed or suggested (from devserve._files.withheld_under).
+        self.withheld = withheld
         self.clean_urls = clean_urls  # /about.html and /about/ redirect to /about
         self.not_found_page = not_found_page  # served with 404 when it exists (404.html)
         self.routes = routes  # --proxy: targets a backend answers (None: no routes)
@@ -173,7 +180,9 @@ class Site:
             for route in (routes.routes if routes is not None else ())
         )
         self.gate = gate  # --auth: who may be answered (None: everyone)
-        self.suggestions = SuggestionTable(policy, table.max_bytes // 8, self._hidden)
+        self.suggestions = SuggestionTable(
+            policy, table.max_bytes // 8, self._hidden, self.withheld
+        )
         self.listings = ListingPages()
         self._memo: dict[tuple[str, int, int, int], _Facts] = {}
         self._encoding = sys.getfilesystemencoding()
@@ -303,6 +312,8 @@ class Site:
         path = url_to_fs_path(target, self.root)
         if path in self._hidden:
             return self.not_found(request, seq, ())
+        if is_withheld(path, self.withheld):
+            return self.not_found(request, seq, None)  # decided through links: not remembered
         match = None
         if rules is not None and rules.redirects:
             match = first_match(rules.redirects, decoded_path(target), _query(target))
@@ -346,7 +357,11 @@ class Site:
             return _redirect(rule.status, match.location, deps)._replace(note=note)
         destination = urllib.parse.urlsplit(match.location).path
         path = url_to_fs_path(destination, self.root)
-        if path in self._hidden or not self.answers("GET", destination):
+        if (
+            path in self._hidden
+            or is_withheld(path, self.withheld)
+            or not self.answers("GET", destination)
+        ):
             found = Found("missing", deps=())  # never a rule file, a CGI script or plumbing
         else:
             found = find(path, self.policy, self.table)
@@ -424,6 +439,12 @@ class Site:
                 assert found.fd is not None
                 assert found.st is not None
                 entries = list_entries(found.path, found.fd, found.st, self.policy, self.table)
+            if self.withheld:
+                entries = tuple(
+                    entry
+                    for entry in entries
+                    if not is_withheld(os.path.join(found.path, entry.name), self.withheld)
+                )
             remembered = self.listings.get(key, folder, seq, now)
             if remembered is not None:
                 body, read_at, same = *remembered, True

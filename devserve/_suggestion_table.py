@@ -18,7 +18,15 @@ import urllib.parse
 from collections import OrderedDict
 from typing import NamedTuple
 
-from devserve._files import Dependencies, Policy, identity, listed, settled, still_true
+from devserve._files import (
+    Dependencies,
+    Policy,
+    identity,
+    is_withheld,
+    listed,
+    settled,
+    still_true,
+)
 from devserve._paths import may_serve
 from devserve._suggest import suggest_path
 
@@ -37,11 +45,16 @@ class SuggestionTable:
     """
 
     def __init__(
-        self, policy: Policy, max_bytes: int, refused: frozenset[str] = frozenset()
+        self,
+        policy: Policy,
+        max_bytes: int,
+        refused: frozenset[str] = frozenset(),
+        withheld: tuple[str, ...] = (),
     ) -> None:
         self.policy = policy
         self.max_bytes = max_bytes
         self.refused = refused  # paths never suggested (the host's rule files)
+        self.withheld = withheld  # folders never suggested, nor anything in them (is_withheld)
         self._entries: OrderedDict[str, tuple[_Suggestion, int]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
@@ -68,7 +81,7 @@ class SuggestionTable:
 
     def _servable(self, fs_path: str) -> bool:
         policy = self.policy
-        if fs_path in self.refused:
+        if fs_path in self.refused or is_withheld(fs_path, self.withheld):
             return False
         return may_serve(fs_path, policy.root, policy.follow_symlinks, policy.show_hidden)
 

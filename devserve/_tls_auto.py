@@ -9,9 +9,10 @@ replaces it. Why not a CA and a leaf, as mkcert makes: a CA the user trusts can
 vouch for any site, and its key would sit in this folder; a single certificate
 vouches only for the names it lists.
 
-`cryptography` is imported only here, and this module only for ``--tls auto``,
-so start-up does not pay for it; a dependency of devserve, so it
-is missing only from a broken install.
+`cryptography` is imported only here, and only for ``--tls auto``, so
+start-up does not pay for it; a dependency of devserve, so it is missing only
+from a broken install. Every start asks `key_folder` (platformdirs, a few
+milliseconds) to keep the folder out of what is served.
 
 Invariants:
 - The key file is created 0600 (its folder 0700) and replaced whole
@@ -20,7 +21,9 @@ Invariants:
 - Two devserve processes starting at once make one certificate: the folder is
   locked while it is looked at and written (where ``fcntl`` exists).
 - The returned paths name a certificate that covers every requested name and
-  stays valid for `RENEW_BEFORE` at least.
+  stays valid for `RENEW_BEFORE` at least, and the returned ``context`` holds
+  that certificate and its key, loaded while the folder was locked: another run
+  replacing both files cannot pair one run's key with the other's certificate.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import os
 import re
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +44,8 @@ from devserve._net import lan_addresses
 from devserve.config import ServeError
 
 if TYPE_CHECKING:
+    import ssl
+
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
@@ -51,6 +56,12 @@ DATA_VARIABLE = "DEVSERVE_DATA_DIR"
 VALIDITY_DAYS = 397
 # A certificate this close to its end is replaced at start-up.
 RENEW_BEFORE = datetime.timedelta(days=7)
+# Whether a file's mode says who can read it. Not on Windows: there st_mode's
+# permission bits are made up from the read-only attribute (0o666 or 0o444
+# always, whatever os.chmod asked), so a kept key would always look readable by
+# others and every run would make a new certificate; the folder under
+# %LOCALAPPDATA% is the user's own already.
+_MODE_TELLS_READERS = os.name != "nt"
 INSTALL_HINT = (
     "--tls auto needs the cryptography and platformdirs packages, which this "
     "installation of devserve lacks: reinstall devserve (pip install cryptography platformdirs)"
@@ -69,6 +80,8 @@ class AutoCertificate:
     fingerprint: str  # SHA-256 of the certificate, as browsers show it (AB:CD:...)
     made: bool
     names: tuple[str, ...]  # what it covers: DNS names, then addresses
+    # The server-side TLS context holding this certificate and its key (see module doc).
+    context: ssl.SSLContext = field(repr=False, compare=False)
 
 
 def names_needed(lan: bool, bind: str | None) -> tuple[str, ...]:
@@ -103,6 +116,16 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("devserve", appauthor=False))
 
 
+def key_folder(folder: Path | None = None) -> Path:
+    """Where the key and certificate are kept: ``tls/`` in ``folder`` (default `data_dir`).
+
+    ImportError without platformdirs (and no ``$DEVSERVE_DATA_DIR``). devserve never
+    serves this folder, even when it lies in the served one (`devserve._site.Site`'s
+    ``withheld``): the key of any run is in it.
+    """
+    return (folder if folder is not None else data_dir()) / "tls"
+
+
 def auto_certificate(
     names: tuple[str, ...], folder: Path | None = None, now: datetime.datetime | None = None
 ) -> AutoCertificate:
@@ -114,12 +137,10 @@ def auto_certificate(
     if importlib.util.find_spec("cryptography") is None:
         raise ServeError(INSTALL_HINT)
     try:
-        if folder is None:
-            folder = data_dir()
+        where = key_folder(folder)
     except ImportError:  # platformdirs, the extra's other package
         raise ServeError(INSTALL_HINT) from None
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    where = folder / "tls"
     try:
         where.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _locked(where):
@@ -142,7 +163,7 @@ def _kept(where: Path, names: tuple[str, ...], now: datetime.datetime) -> AutoCe
 
     cert_path, key_path = where / "cert.pem", where / "key.pem"
     try:
-        if key_path.stat().st_mode & 0o077:
+        if _MODE_TELLS_READERS and key_path.stat().st_mode & 0o077:
             return None  # others could read it: it is no secret any more
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -159,7 +180,18 @@ def _kept(where: Path, names: tuple[str, ...], now: datetime.datetime) -> AutoCe
     covered = _covered(cert)
     if not set(names) <= set(covered):
         return None
-    return AutoCertificate(cert_path, key_path, fingerprint(cert), False, covered)
+    try:
+        context = _loaded(cert_path, key_path)
+    except OSError:  # ssl.SSLError too: OpenSSL refuses what cryptography read
+        return None
+    return AutoCertificate(cert_path, key_path, fingerprint(cert), False, covered, context)
+
+
+def _loaded(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """The server's TLS context with this pair; called only while the folder is locked."""
+    from devserve._servers import tls_context
+
+    return tls_context(cert_path, key_path)
 
 
 def _covered(cert: x509.Certificate) -> tuple[str, ...]:
@@ -197,7 +229,8 @@ def _make(where: Path, names: tuple[str, ...], now: datetime.datetime) -> AutoCe
     )
     _replace(key_path, key_pem, 0o600)
     _replace(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return AutoCertificate(cert_path, key_path, fingerprint(cert), True, names)
+    context = _loaded(cert_path, key_path)
+    return AutoCertificate(cert_path, key_path, fingerprint(cert), True, names, context)
 
 
 def _certificate(

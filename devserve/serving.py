@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from devserve import __version__
 from devserve._auth import Gate, clear_text_warning
-from devserve._files import Policy
+from devserve._files import Policy, withheld_under
 from devserve._handler_dev import CGIContext, DevCGIHandler, DevHandler, HandlerContext
 from devserve._host_files import HostFiles
 from devserve._io import CLIENT_GONE
@@ -54,6 +54,8 @@ from devserve.limits import descriptor_warning, fit_descriptors
 from devserve.server import HTTPServer, ThreadingHTTPSServer
 
 if TYPE_CHECKING:
+    import ssl
+
     from devserve._tls_auto import AutoCertificate
     from devserve._upstream import Proxy
     from devserve.reload.hub import ReloadHub
@@ -156,6 +158,14 @@ class DevTLSServer(_Reporting, ThreadingHTTPSServer):
         self.certificate = certificate
         ThreadingHTTPSServer.__init__(self, address, _handler_class(config), **tls)
 
+    def _create_context(self) -> ssl.SSLContext:
+        """``--tls auto``'s pair as loaded while its folder was locked; else the files'."""
+        if self.certificate is None:
+            return super()._create_context()
+        context = self.certificate.context
+        context.set_alpn_protocols(self.alpn_protocols)
+        return context
+
 
 def _handler_class(config: ServeConfig) -> type[DevHandler]:
     """The handler class the configuration needs."""
@@ -202,6 +212,7 @@ def handler_context(
         not_found_page=not_found_path(config, root),
         routes=proxy.routes if proxy is not None else None,
         gate=Gate(config.auth, config.cors) if config.auth else None,
+        withheld=withheld_folders(root),
     )
     cgi_context = None
     if cgi is not None:
@@ -228,6 +239,22 @@ def handler_context(
         cgi=cgi_context,
         proxy=proxy,
     )
+
+
+def withheld_folders(root: Path) -> tuple[str, ...]:
+    """The folders under ``root`` never served: ``--tls auto``'s key folder, if it is there.
+
+    Whatever this run's options: the key an earlier ``--tls auto`` run kept is
+    there still (``devserve serve ~`` on macOS, where the data folder has no
+    dot-folder on its way, would serve it otherwise).
+    """
+    from devserve._tls_auto import key_folder
+
+    try:
+        folder = key_folder()
+    except ImportError:  # no platformdirs: devserve never kept a key in its data folder
+        return ()
+    return withheld_under(str(root), (str(folder),))
 
 
 def _proxy(config: ServeConfig, hub: ReloadHub | None) -> Proxy | None:

@@ -9,11 +9,11 @@ import pytest
 
 from devserve import _auth
 from devserve._auth import (
-    ADMITTED,
     MALFORMED,
     MAX_KNOWN,
     NO_CREDENTIALS,
     NOT_BASIC,
+    PREFLIGHT_ONLY,
     WRONG,
     Admission,
     Gate,
@@ -86,11 +86,13 @@ def test_basic_credentials(value: str, expected: tuple[bytes, bytes] | None) -> 
         ("GET", "Bearer token", None, False, NOT_BASIC),
         ("GET", "", None, False, NOT_BASIC),
         # a CORS preflight carries no credentials: with --cors it is answered
-        ("OPTIONS", None, "GET", True, ADMITTED),
+        ("OPTIONS", None, "GET", True, PREFLIGHT_ONLY),  # answered by devserve alone
         ("OPTIONS", None, "GET", False, NO_CREDENTIALS),
         ("OPTIONS", None, None, True, NO_CREDENTIALS),  # not a preflight
         ("GET", None, "GET", True, NO_CREDENTIALS),
         ("OPTIONS", basic(b"bob:nope"), "GET", True, WRONG),  # credentials given are checked
+        # with credentials, a preflight is an ordinary request of the user's
+        ("OPTIONS", basic(b"bob:hunter2"), "GET", True, Admission("bob")),
     ],
 )
 def test_gate(

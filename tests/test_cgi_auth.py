@@ -92,6 +92,27 @@ def test_with_auth_a_wrong_password_reaches_no_script(site: Path) -> None:
     assert b"user=" not in reply
 
 
+def test_with_auth_and_cors_an_unverified_preflight_runs_no_script(site: Path) -> None:
+    config = ServeConfig(directory=site, cgi=CGIConfig(), quiet=True, auth=(ADMIN,), cors=True)
+    preflight = (
+        b"OPTIONS /cgi-bin/env.sh HTTP/1.1\r\nHost: x\r\nAccess-Control-Request-Method: POST\r\n"
+        b"Content-Length: 5\r\n\r\nhello"
+    )
+    after = b"POST /cgi-bin/env.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    with running_devserve(config) as (s, _, _):
+        port = port_of(s)
+        reply = raw_exchange(port, preflight + after)
+        verified = raw_exchange(
+            port, f"POST /cgi-bin/env.sh HTTP/1.0\r\nAuthorization: {MADE_UP}\r\n\r\n".encode()
+        )
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    assert status_of(head) == 204, reply
+    assert b"Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS" in head
+    assert status_of(rest) == 401, rest  # its body was dropped, never read as a request
+    assert b"user=" not in reply
+    assert verified.endswith(b"user=[admin] type=[Basic] header=[unset]"), verified
+
+
 # --------------------------------------------------------------------------- git push
 
 

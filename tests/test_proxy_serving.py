@@ -778,6 +778,82 @@ def test_auth_guards_proxied_requests_and_keeps_its_password_from_the_backend(
     assert "/echo/unauthorized" not in [entry["target"] for entry in backend.log()]
 
 
+def test_an_unauthenticated_preflight_is_answered_by_devserve_never_the_backend(
+    site: Path, backend: Backend
+) -> None:
+    from devserve._auth import User
+
+    config = ServeConfig(
+        directory=site,
+        auth=(User("alice", "s3cret"),),
+        cors=True,
+        proxy=ProxyConfig((parse_route(f"/api/={backend.url}/"),)),
+    )
+    preflight = (
+        b"OPTIONS /api/echo/preflight-unverified HTTP/1.1\r\nHost: x\r\n"
+        b"Origin: http://elsewhere.test\r\nAccess-Control-Request-Method: POST\r\n"
+        b"Access-Control-Request-Headers: content-type\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 14\r\n\r\n"
+        b'{"drop": true}'
+    )
+    credentials = base64.b64encode(b"alice:s3cret").decode()
+    with proxying(config) as (port, _, _):
+        # the body is dropped per its framing: the next request on the connection
+        # is read as one, and gets its own 401
+        after = (
+            b"GET /api/echo/after-unverified-preflight HTTP/1.1\r\n"
+            b"Host: x\r\nConnection: close\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(preflight + after)
+            replies = read_to_end(client)
+        first, _, rest = replies.partition(b"\r\n\r\n")
+        assert status_of(first) == 204, replies
+        assert b"Access-Control-Allow-Headers: content-type" in first
+        assert b"Access-Control-Allow-Origin: *" in first
+        assert status_of(rest) == 401, rest
+        # with the password, OPTIONS is an ordinary request: the backend answers it
+        report = echo(
+            port,
+            "/api/echo/preflight-verified",
+            method="OPTIONS",
+            headers={
+                "Authorization": f"Basic {credentials}",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+    assert report["method"] == "OPTIONS"
+    assert report["target"] == "/echo/preflight-verified"
+    targets = [entry["target"] for entry in backend.log()]
+    assert "/echo/preflight-unverified" not in targets
+    assert "/echo/after-unverified-preflight" not in targets
+
+
+def test_an_unauthenticated_preflight_never_invites_its_body(site: Path, backend: Backend) -> None:
+    from devserve._auth import User
+
+    config = ServeConfig(
+        directory=site,
+        auth=(User("alice", "s3cret"),),
+        cors=True,
+        proxy=ProxyConfig((parse_route(f"/api/={backend.url}/"),)),
+    )
+    head = (
+        b"OPTIONS /api/echo/preflight-expecting HTTP/1.1\r\nHost: x\r\n"
+        b"Access-Control-Request-Method: PUT\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 5\r\n\r\n"
+    )
+    with (
+        proxying(config) as (port, _, _),
+        socket.create_connection(("127.0.0.1", port), timeout=10) as client,
+    ):
+        client.sendall(head)  # the body waits for a 100 Continue that never comes
+        reply = read_to_end(client)
+    assert status_of(reply) == 204, reply
+    assert b" 100 " not in reply
+    assert "/echo/preflight-expecting" not in [entry["target"] for entry in backend.log()]
+
+
 def test_websocket_over_tls_through_the_proxy(site: Path, backend: Backend, tmp_path: Path) -> None:
     from websockets.sync.client import connect
 

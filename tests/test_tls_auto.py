@@ -6,6 +6,7 @@ Certificates are made in a temporary data folder (``DEVSERVE_DATA_DIR`` or the
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.client
 import importlib.util
@@ -16,6 +17,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,11 +40,14 @@ from devserve._tls_auto import (
 )
 from devserve.config import ServeConfig, ServeError
 from tests.support import (
+    both_paths,
     devserve_env,
     devserve_process,
     port_of,
+    raw_exchange,
     run_main,
     running_devserve,
+    status_of,
     stop_and_read,
 )
 
@@ -360,3 +365,108 @@ def test_key_file_never_world_readable_under_a_loose_umask(tmp_path: Path) -> No
         os.umask(old)
     assert stat.S_IMODE(made.key.stat().st_mode) == 0o600
     assert stat.S_IMODE(made.cert.stat().st_mode) == 0o644
+
+
+def test_on_windows_the_mode_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = auto_certificate(LOCAL, tmp_path, NOW)
+    first.key.chmod(0o644)  # what Windows' st_mode always says, whatever the file's ACL
+    monkeypatch.setattr(_tls_auto, "_MODE_TELLS_READERS", False)
+    again = auto_certificate(LOCAL, tmp_path, NOW)
+    assert not again.made
+    assert again.fingerprint == first.fingerprint
+
+
+def test_the_pair_is_loaded_while_the_folder_is_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    holding = [False]
+    loaded_holding: list[bool] = []
+    real_locked, real_loaded = _tls_auto._locked, _tls_auto._loaded
+
+    @contextlib.contextmanager
+    def locked(where: Path) -> Iterator[None]:
+        with real_locked(where):
+            holding[0] = True
+            try:
+                yield
+            finally:
+                holding[0] = False
+
+    def loaded(cert: Path, key: Path) -> ssl.SSLContext:
+        loaded_holding.append(holding[0])
+        return real_loaded(cert, key)
+
+    monkeypatch.setattr(_tls_auto, "_locked", locked)
+    monkeypatch.setattr(_tls_auto, "_loaded", loaded)
+    assert auto_certificate(LOCAL, tmp_path, NOW).made
+    assert not auto_certificate(LOCAL, tmp_path, NOW).made
+    assert loaded_holding == [True, True]
+
+
+def _served_fingerprint(context: ssl.SSLContext, trusted: Path) -> str:
+    """The fingerprint of the certificate a TLS server with ``context`` presents."""
+    server_end, client_end = socket.socketpair()
+    client_context = ssl.create_default_context(cafile=str(trusted))
+    with (
+        context.wrap_socket(server_end, server_side=True, do_handshake_on_connect=False) as server,
+        client_context.wrap_socket(
+            client_end, server_hostname="localhost", do_handshake_on_connect=False
+        ) as client,
+    ):
+        handshake = threading.Thread(target=server.do_handshake)
+        handshake.start()
+        client.do_handshake()
+        handshake.join(10)
+        der = client.getpeercert(binary_form=True)
+        assert der is not None
+        return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def test_the_context_keeps_its_pair_when_another_run_replaces_the_files(tmp_path: Path) -> None:
+    first = auto_certificate(LOCAL, tmp_path)  # valid now: a client checks it
+    trusted = tmp_path / "first.pem"
+    trusted.write_bytes(first.cert.read_bytes())
+    other = auto_certificate((*LOCAL, "devbox"), tmp_path)  # a --lan run, say
+    assert other.made
+    assert other.fingerprint != first.fingerprint
+    assert _served_fingerprint(first.context, trusted) == first.fingerprint
+
+
+def test_the_key_folder_is_never_served_from_a_root_that_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "home"
+    data = site / "Library" / "Application Support" / "devserve"
+    monkeypatch.setenv(DATA_VARIABLE, str(data))
+    auto_certificate(LOCAL, None, NOW)
+    (site / "notes.txt").write_text("notes")
+    (site / "key-link.pem").symlink_to(data / "tls" / "key.pem")
+    (site / "tls-link").symlink_to(data / "tls")
+    folder = "/Library/Application%20Support/devserve"
+    config = ServeConfig(directory=site, quiet=True)
+    with both_paths(config) as (loop, threads, _):
+        for port in (loop, threads):
+            for target in (
+                f"{folder}/tls/key.pem",
+                f"{folder}/tls/cert.pem",
+                f"{folder}/tls/lock",
+                f"{folder}/tls/",
+                f"{folder}/tls",
+                f"{folder}/TLS/key.pem",  # a case-insensitive file system's other spelling
+                f"{folder}/tls/key.pe",  # a 404 that suggests nothing in the folder
+                "/key-link.pem",
+                "/tls-link/key.pem",
+                "/tls-link/",
+            ):
+                reply = raw_exchange(port, f"GET {target} HTTP/1.0\r\n\r\n".encode())
+                assert status_of(reply) == 404, (target, reply[:200])
+                assert b"PRIVATE KEY" not in reply
+                assert b"key.pem" not in reply.partition(b"\r\n\r\n")[2] or target.endswith(
+                    "key.pem"
+                )
+            listing = raw_exchange(port, f"GET {folder}/ HTTP/1.0\r\n\r\n".encode())
+            assert status_of(listing) == 200
+            assert b"tls" not in listing.partition(b"\r\n\r\n")[2].lower()
+            root = raw_exchange(port, b"GET / HTTP/1.0\r\n\r\n")
+            assert b"notes.txt" in root
+            assert status_of(raw_exchange(port, b"GET /notes.txt HTTP/1.0\r\n\r\n")) == 200
