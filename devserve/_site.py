@@ -79,7 +79,7 @@ from devserve._listing import (
     render_not_found,
 )
 from devserve._mime import guess_type
-from devserve._paths import is_within, url_to_fs_path
+from devserve._paths import url_to_fs_path
 from devserve._protocol import ByteRange, ProtocolError, check_request_target
 from devserve._reply import Reply, SiteRequest
 from devserve._static_rules import (
@@ -100,6 +100,7 @@ if TYPE_CHECKING:
     from devserve._auth import Gate
     from devserve._host_files import HostFiles, HostState
     from devserve._proxy import Routes
+    from devserve._site_routes import RoutedTargets
     from devserve.reload.hub import ReloadHub
     from devserve.reload.pages import ReloadPages
 
@@ -173,12 +174,8 @@ class Site:
         self.withheld = withheld
         self.clean_urls = clean_urls  # /about.html and /about/ redirect to /about
         self.not_found_page = not_found_page  # served with 404 when it exists (404.html)
-        self.routes = routes  # --proxy: targets a backend answers (None: no routes)
-        # The folders the routes' prefixes name, case-folded: what `_hidden_by_route` hides.
-        self._routed = tuple(
-            os.path.normcase(url_to_fs_path(route.path_key or "/", self.root)).casefold()
-            for route in (routes.routes if routes is not None else ())
-        )
+        # --proxy: the targets a backend answers, and the spellings they hide (None: no routes)
+        self.routed = _routed_targets(routes, self.root, self.reload)
         self.gate = gate  # --auth: who may be answered (None: everyone)
         self.suggestions = SuggestionTable(
             policy, table.max_bytes // 8, self._hidden, self.withheld
@@ -197,8 +194,8 @@ class Site:
         """
         if method not in ("GET", "HEAD"):
             return False
-        routes = self.routes
-        if routes is not None and (routes.claims(target) or self._hidden_by_route(target)):
+        routed = self.routed
+        if routed is not None and routed.takes(target):
             return False
         if self.cgi_directories and self.is_cgi(target):
             return False
@@ -209,49 +206,17 @@ class Site:
 
         What devserve's handler asks of every request (the event loop leaves these
         to it: `read_plain_head` and `answers` say no to them): the method and
-        target (`check_request_target`), a target a ``--proxy`` route takes but will not
-        forward (`devserve._proxy.hides_dot_segment`), and a target no route takes
-        whose file is in a folder a route hides (`_hidden_by_route`).
+        target (`check_request_target`), and what the ``--proxy`` routes refuse
+        (`devserve._site_routes.RoutedTargets.refusal`).
         """
         try:
             check_request_target(method, target)
         except ProtocolError as error:
             return error
-        routes = self.routes
-        if routes is None or target == "*":
+        routed = self.routed
+        if routed is None or target == "*":
             return None
-        from devserve._proxy import BadTarget
-
-        try:
-            if routes.forward(target) is not None:
-                return None
-        except BadTarget as error:
-            return ProtocolError(HTTPStatus.BAD_REQUEST, "Bad request target", str(error))
-        if self._hidden_by_route(target):
-            return ProtocolError(
-                HTTPStatus.BAD_REQUEST,
-                "Bad request target",
-                f"{target!r} reaches a folder a --proxy route hides",
-            )
-        return None
-
-    def _hidden_by_route(self, target: str) -> bool:
-        """Whether the file ``target`` maps to is in a folder a route's prefix names.
-
-        The router matches the target as sent (``/api%2Fx`` and ``api/x`` match no
-        prefix); the file mapper decodes it (both are ``./api/x``). A target that a
-        route does not take but whose file is below a routed prefix is refused, so a
-        spelling never serves a file the route hides; with ``/`` routed, that is every
-        file. Compared case-folded: on a case-insensitive file system (macOS,
-        Windows) ``/API/x`` is ``./api/x`` though ``/api`` does not match it; on a
-        case-sensitive one this also refuses a folder that differs from a routed
-        prefix only in case. Live reload's own paths are never files.
-        """
-        reload = self.reload
-        if reload is not None and target.startswith(reload.prefix):
-            return False
-        path = os.path.normcase(url_to_fs_path(target, self.root)).casefold()
-        return any(is_within(path, folder) for folder in self._routed)
+        return routed.refusal(target)
 
     def is_cgi(self, target: str) -> bool:
         """Whether ``target`` runs a CGI script (the gateway's own rule)."""
@@ -655,3 +620,13 @@ def _reload_pages(
     from devserve.reload.pages import ReloadPages
 
     return ReloadPages(hub, notice)
+
+
+def _routed_targets(
+    routes: Routes | None, root: str, reload: ReloadPages | None
+) -> RoutedTargets | None:
+    if routes is None:
+        return None
+    from devserve._site_routes import RoutedTargets
+
+    return RoutedTargets(routes, root, reload.prefix if reload is not None else None)
