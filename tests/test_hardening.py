@@ -121,7 +121,8 @@ def server(root: Path, kind: str) -> Iterator[ds.ThreadingHTTPServer]:
     with serving_kind(kind, root) as srv:
         assert normal_request_works(port_of(srv))
         if isinstance(srv, LoopHTTPServer):
-            assert srv.answered_in_loop == 1  # static files are the loop's to answer
+            # Static files are the loop's to answer (counted just after the reply is sent).
+            assert wait_for(lambda: srv.answered_in_loop == 1)
         yield srv
 
 

@@ -234,7 +234,7 @@ def test_large_files_go_out_whole_with_sendfile_from_the_loop(root: Path) -> Non
             port_of(server), b"GET /large.bin HTTP/1.0\r\nRange: bytes=1000000-1000009\r\n\r\n"
         )
         assert ranged.partition(b"\r\n\r\n")[2] == LARGE[1000000:1000010]
-        assert server.answered_in_loop == 2
+        assert wait_for(lambda: server.answered_in_loop == 2)
 
 
 def test_http_09_is_answered_at_once_without_headers(root: Path) -> None:
@@ -244,7 +244,7 @@ def test_http_09_is_answered_at_once_without_headers(root: Path) -> None:
     ):
         sock.sendall(b"GET /small.html\r\n")  # and nothing more: no blank line follows
         assert read_to_end(sock) == SMALL
-        assert server.answered_in_loop == 1
+        assert wait_for(lambda: server.answered_in_loop == 1)
         assert wait_for(lambda: [r.path for r in log.records()] == ["/small.html"])
 
 
@@ -278,7 +278,8 @@ def test_bodies_and_odd_heads_go_to_a_thread(root: Path) -> None:
             + b"GET /small.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
         assert reply.count(b"HTTP/1.1 200 OK") == 2 and len(reply) < 10_000
-        assert server.answered_in_loop == 1  # the request after the body (the body's: a thread)
+        # The request after the body (the body's: a thread).
+        assert wait_for(lambda: server.answered_in_loop == 1)
         for odd, status in (
             (b"GET /small.html HTTP/1.1\r\nHost : x\r\n\r\n", 400),
             (b"GET /small.html HTTP/1.1\r\nX: a\x00b\r\n\r\n", 400),
@@ -286,7 +287,7 @@ def test_bodies_and_odd_heads_go_to_a_thread(root: Path) -> None:
             (b"GET /small.html HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
         ):
             assert status_of(exchange(port, odd)) == status, odd
-        assert server.answered_in_loop == 1
+        assert wait_for(lambda: server.answered_in_loop == 1)
 
 
 def test_a_client_that_does_not_read_does_not_stall_the_loop(root: Path) -> None:
@@ -306,7 +307,7 @@ def test_a_client_that_does_not_read_does_not_stall_the_loop(root: Path) -> None
             pending = bytearray()
             for _ in range(count):
                 assert read_response(slow, pending).endswith(MEDIUM)
-        assert server.answered_in_loop == count + 1
+        assert wait_for(lambda: server.answered_in_loop == count + 1)
 
 
 def test_a_partial_head_gets_the_request_timeout_not_the_idle_one(root: Path) -> None:
@@ -354,7 +355,7 @@ def test_the_loop_steps_aside_for_overridden_hooks(root: Path, hook: str) -> Non
         for _ in range(3):
             reply = exchange(port_of(server), b"GET /small.html HTTP/1.0\r\n\r\n")
             assert reply.endswith(SMALL)
-        assert server.answered_in_loop == 0
+        assert wait_for(lambda: server.answered_in_loop == 0)
     assert calls == [hook] * 3  # every request reached the override, once
 
 
@@ -388,7 +389,7 @@ def test_the_documented_classes_never_get_answers_from_a_loop(
             for _ in range(3):
                 sock.sendall(b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n")
                 read_response(sock, pending)
-        assert server.answered_in_loop == 0
+        assert wait_for(lambda: server.answered_in_loop == 0)
     # its documented log line, for every request
     assert capsys.readouterr().err.count('"GET /small.html HTTP/1.1" 200 -') == 3
 
