@@ -278,7 +278,7 @@ def check_framing(fields: list[tuple[str, str]], version: tuple[int, int]) -> Fr
         return NO_BODY
     length = None
     if lengths:
-        if any(not _is_number(item) for item in lengths) or len(set(lengths)) != 1:
+        if any(not is_decimal(item) for item in lengths) or len(set(lengths)) != 1:
             raise ProtocolError(HTTPStatus.BAD_REQUEST, "Bad Content-Length")
         length = int(lengths[0])
     if codings:
@@ -342,13 +342,15 @@ def chunked_body(
     raise BadChunk("too many trailer fields")
 
 
-def _is_number(text: str) -> bool:
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a plain number of the kind framing and ranges accept: ASCII
+    digits only (no sign, no space, no other script's digits), at most `MAX_DIGITS`."""
     return text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS
 
 
 def _check_range_numbers(value: str) -> None:
     for token in _RANGE_TOKENS.split(value):
-        if any(char.isdigit() for char in token) and not _is_number(token):
+        if any(char.isdigit() for char in token) and not is_decimal(token):
             raise ProtocolError(HTTPStatus.BAD_REQUEST, "Bad Range")
 
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
+from devserve._protocol import is_decimal
 from devserve._proxy import connection_options
 
 
@@ -82,10 +83,8 @@ def response_body(
             return ResponseBody("chunked", last=bool(lengths))
         raise BadResponse(f"a transfer coding devserve cannot relay: {', '.join(codings)[:40]!r}")
     if lengths:
-        if len(set(lengths)) != 1 or not all(x.isascii() and x.isdigit() for x in lengths):
+        if len(set(lengths)) != 1 or not all(is_decimal(x) for x in lengths):
             raise BadResponse(f"bad Content-Length {', '.join(lengths)[:40]!r}")
-        if len(lengths[0]) > 18:
-            raise BadResponse("Content-Length too large")
         return ResponseBody("length", int(lengths[0]))
     return ResponseBody("close", last=True)
 
@@ -132,7 +131,7 @@ def client_framing(
         lengths = {value.strip() for name, value in fields if name.lower() == "content-length"}
         if len(lengths) == 1:
             (length,) = lengths
-            if length.isascii() and length.isdigit() and len(length) <= 18:
+            if is_decimal(length):
                 return ClientFraming("none", int(length))
     return ClientFraming("none")
 
